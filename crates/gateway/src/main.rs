@@ -1,0 +1,11 @@
+use anyhow::Context;
+use gateway::{settings::Settings, startup::Application};
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    notify_kit::telemetry::init_telemetry("gateway");
+    let settings = Settings::from_env().context("invalid configuration")?;
+    let app = Application::build(settings).await?;
+    tracing::info!(port = app.port(), "gateway listening");
+    app.run_until_stopped().await
+}

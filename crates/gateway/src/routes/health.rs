@@ -1,0 +1,37 @@
+//! `GET /health`: PostgreSQL is the gateway's only hard dependency. The broker is not a
+//! dependency at all (the outbox absorbs its outages).
+
+use std::time::Duration;
+
+use actix_web::{get, web, HttpResponse};
+use notify_kit::health::{check, HealthReport};
+
+use super::AppState;
+
+/// Readiness with the state of each dependency.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready"),
+        (status = 503, description = "PostgreSQL unreachable")
+    )
+)]
+#[get("/health")]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let postgres = check("postgres", true, Duration::from_secs(2), async {
+        sqlx::query("SELECT 1")
+            .execute(&state.pool)
+            .await
+            .map(|_| ())
+    })
+    .await;
+    HealthReport::new("gateway", env!("CARGO_PKG_VERSION"), vec![postgres]).into_response()
+}
+
+/// Liveness: the process answers.
+#[get("/health/live")]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(notify_kit::ApiResponse::ok("alive", "alive"))
+}

@@ -1,0 +1,284 @@
+//! `POST /api/v1/notifications/` and `GET /api/v1/notifications/{id}`.
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use notify_kit::{
+    auth::{Caller, TokenUse, SCOPE_READ, SCOPE_SEND},
+    correlation::CorrelationId,
+    ApiError, ApiResponse,
+};
+use notify_schemas::{headers, topics::Topics, NotificationRequested, NOTIFICATION_REQUESTED};
+use notify_store::notifications::{
+    self as store, AcceptOutcome, NewNotification, NewOutboxMessage,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::domain::NotificationRequest;
+
+/// Header set on a response replayed for a repeated `request_id`.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// Request body of `POST /api/v1/notifications/` (snake_case only; unknown fields are rejected).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SendNotificationBody {
+    /// `email` or `push`.
+    #[schema(example = "email")]
+    notification_type: String,
+    /// Recipient user id.
+    user_id: Uuid,
+    /// Template code: lowercase letters, digits, `_ . -`.
+    #[schema(example = "welcome_email")]
+    template_code: String,
+    /// Template variables (names: letters, digits, `_`).
+    #[schema(value_type = Object)]
+    variables: Option<Value>,
+    /// Idempotency key, unique per caller: 1..128 of `[A-Za-z0-9._:-]`.
+    request_id: String,
+    /// 1 (lowest) to 10 (highest), default 5; 8 and above are delivered first.
+    #[schema(minimum = 1, maximum = 10)]
+    priority: Option<i32>,
+    /// Caller metadata, stored and passed along.
+    #[schema(value_type = Object)]
+    metadata: Option<Value>,
+}
+
+/// What an accepted notification answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub notification_id: Uuid,
+    pub request_id: String,
+    pub notification_type: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One step of a notification's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    pub status: String,
+    pub attempt: i32,
+    pub error: Option<String>,
+    pub provider: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A notification's status and history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationView {
+    pub notification_id: Uuid,
+    pub request_id: String,
+    pub notification_type: String,
+    pub user_id: Uuid,
+    pub template_code: String,
+    pub priority: i16,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub correlation_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// W3C trace context to carry: the caller's when well-formed, otherwise a new root.
+fn traceparent(req: &HttpRequest) -> String {
+    let incoming = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            let parts: Vec<&str> = v.split('-').collect();
+            parts.len() == 4
+                && parts[0].len() == 2
+                && parts[1].len() == 32
+                && parts[2].len() == 16
+                && parts[3].len() == 2
+                && v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        });
+    match incoming {
+        Some(v) => v.to_ascii_lowercase(),
+        None => {
+            let trace = Uuid::new_v4().simple().to_string();
+            let span = &Uuid::new_v4().simple().to_string()[..16];
+            format!("00-{trace}-{span}-01")
+        }
+    }
+}
+
+/// Accepts a notification for asynchronous delivery.
+#[utoipa::path(
+    post,
+    path = "/api/v1/notifications/",
+    tag = "notifications",
+    request_body = SendNotificationBody,
+    responses(
+        (status = 202, description = "Accepted (or the replay of an identical earlier request)"),
+        (status = 400, description = "Body is not JSON"),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "Token lacks `notifications:send`"),
+        (status = 409, description = "request_id reused with a different body"),
+        (status = 413, description = "Body too large"),
+        (status = 422, description = "Validation failed; `error.details` names each field")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    req: HttpRequest,
+    caller: Caller,
+    correlation: CorrelationId,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(SCOPE_SEND)?;
+    let request = NotificationRequest::parse(&body).map_err(ApiError::Validation)?;
+    let fingerprint = request.fingerprint();
+
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    let accepted = Accepted {
+        notification_id: id,
+        request_id: request.request_id.as_str().to_string(),
+        notification_type: request.channel.as_str().to_string(),
+        status: "pending".into(),
+        created_at: now,
+    };
+    let response_body = serde_json::to_value(ApiResponse::ok(&accepted, "notification accepted"))
+        .context("failed to serialise the response")?;
+    let variables = Value::Object(request.variables.clone());
+    let metadata = Value::Object(request.metadata.clone());
+    let user_key = request.user_id.to_string();
+    let event = NotificationRequested {
+        notification_id: id.to_string(),
+        channel: request.channel,
+        user_id: user_key.clone(),
+        template_code: request.template_code.as_str().to_string(),
+        variables_json: variables.to_string(),
+        priority: i32::from(request.priority.value()),
+        metadata_json: metadata.to_string(),
+        request_id: request.request_id.as_str().to_string(),
+        caller: caller.subject.clone(),
+        correlation_id: correlation.as_str().to_string(),
+        requested_at: now.timestamp_millis(),
+    };
+    let payload = serde_json::to_value(&event).context("failed to serialise the event")?;
+    let headers = json!({
+        headers::NOTIFICATION_ID: id.to_string(),
+        headers::CORRELATION_ID: correlation.as_str(),
+        headers::TRACEPARENT: traceparent(&req),
+    });
+    let topic = Topics::logical_requests(request.channel, request.priority.is_high());
+
+    let outcome = store::accept(
+        &state.pool,
+        &NewNotification {
+            id,
+            caller: &caller.subject,
+            request_id: request.request_id.as_str(),
+            request_hash: &fingerprint,
+            user_id: request.user_id,
+            channel: request.channel.as_str(),
+            template_code: request.template_code.as_str(),
+            variables: &variables,
+            priority: request.priority.value(),
+            metadata: &metadata,
+            correlation_id: correlation.as_str(),
+            created_at: now,
+            response_status: 202,
+            response_body: &response_body,
+            idempotency_ttl: state.idempotency_ttl,
+        },
+        &NewOutboxMessage {
+            shard: notify_store::shard_of(&user_key),
+            topic: &topic,
+            message_key: &user_key,
+            event_type: NOTIFICATION_REQUESTED.subject,
+            payload: &payload,
+            headers: &headers,
+        },
+    )
+    .await
+    .context("failed to store the notification")?;
+
+    match outcome {
+        AcceptOutcome::Created => {
+            tracing::info!(notification_id = %id, channel = %request.channel, "notification accepted");
+            Ok(HttpResponse::Accepted().json(response_body))
+        }
+        AcceptOutcome::Existing(stored) if stored.request_hash == fingerprint => {
+            tracing::info!(notification_id = %stored.notification_id, "idempotent replay");
+            let status = StatusCode::from_u16(u16::try_from(stored.status).unwrap_or(202))
+                .unwrap_or(StatusCode::ACCEPTED);
+            Ok(HttpResponse::build(status)
+                .insert_header((REPLAYED_HEADER, "true"))
+                .json(stored.body))
+        }
+        AcceptOutcome::Existing(_) => Err(ApiError::Conflict(format!(
+            "request_id `{}` was already used with a different body; use a new request_id for a new notification",
+            request.request_id.as_str()
+        ))),
+    }
+}
+
+/// A notification's status and history. Visible to the service that sent it, to tokens with
+/// `notifications:read`, and to the recipient user.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications/{id}",
+    tag = "notifications",
+    params(("id" = Uuid, Path, description = "Notification id")),
+    responses(
+        (status = 200, description = "The notification", body = NotificationView),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 404, description = "No such notification (or not yours)")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let not_found = || ApiError::NotFound(format!("notification {id} not found"));
+    let (n, history) = store::get(&state.pool, id)
+        .await
+        .context("failed to read the notification")?
+        .ok_or_else(not_found)?;
+    let visible = caller.has_scope(SCOPE_READ)
+        || (caller.token_use == TokenUse::Service && caller.subject == n.caller)
+        || (caller.token_use == TokenUse::User && caller.subject == n.user_id.to_string());
+    if !visible {
+        return Err(not_found());
+    }
+    let view = NotificationView {
+        notification_id: n.id,
+        request_id: n.request_id,
+        notification_type: n.channel,
+        user_id: n.user_id,
+        template_code: n.template_code,
+        priority: n.priority,
+        status: n.status,
+        attempts: n.attempts,
+        last_error: n.last_error,
+        correlation_id: n.correlation_id,
+        created_at: n.created_at,
+        updated_at: n.updated_at,
+        history: history
+            .into_iter()
+            .map(|h| HistoryEntry {
+                status: h.status,
+                attempt: h.attempt,
+                error: h.error,
+                provider: h.provider,
+                occurred_at: h.occurred_at,
+            })
+            .collect(),
+    };
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(view, "notification found")))
+}

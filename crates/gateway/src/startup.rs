@@ -1,0 +1,100 @@
+//! Building and running the gateway: `Application::build` binds (port 0 in tests) and
+//! `run_until_stopped` serves until SIGTERM.
+
+use std::{net::TcpListener, time::Duration};
+
+use actix_web::{dev::Server, middleware, web, App, HttpServer};
+use anyhow::Context;
+use notify_kit::auth::JwtVerifier;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    routes::{health, notifications, openapi, AppState},
+    settings::Settings,
+};
+
+/// A bound, not yet running, gateway.
+pub struct Application {
+    port: u16,
+    server: Server,
+    sweeper: CancellationToken,
+}
+
+impl Application {
+    /// Connects to PostgreSQL, runs migrations and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = notify_store::connect(
+            settings.database_url.expose(),
+            settings.database_max_connections,
+        )
+        .await
+        .with_context(|| format!("database {}", settings.database_url))?;
+        if settings.run_migrations {
+            notify_store::migrate(&pool).await?;
+        }
+        let verifier = JwtVerifier::new(&settings.auth).context("invalid JWT key material")?;
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("failed to bind {}:{}", settings.host, settings.port))?;
+        let port = listener.local_addr()?.port();
+        let state = AppState {
+            pool: pool.clone(),
+            idempotency_ttl: settings.idempotency_ttl,
+        };
+        let sweeper = CancellationToken::new();
+        tokio::spawn(sweep_idempotency_keys(pool, sweeper.clone()));
+        let body_limit = settings.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::from_fn(notify_kit::correlation::middleware))
+                .app_data(web::Data::new(state.clone()))
+                .app_data(web::Data::new(verifier.clone()))
+                .configure(|cfg| notify_kit::http::configure(cfg, body_limit))
+                .service(health::health)
+                .service(health::live)
+                .service(openapi::openapi_json)
+                .service(
+                    web::scope("/api/v1/notifications")
+                        .route("", web::post().to(notifications::create))
+                        .route("/", web::post().to(notifications::create))
+                        .route("/{id}", web::get().to(notifications::get)),
+                )
+                .default_service(web::to(notify_kit::http::not_found))
+        })
+        .workers(settings.http_workers.max(1))
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            sweeper,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT (actix handles the signals and drains in-flight requests).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        self.sweeper.cancel();
+        result.context("HTTP server failed")
+    }
+}
+
+/// Deletes expired idempotency records every minute.
+async fn sweep_idempotency_keys(pool: sqlx::PgPool, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match notify_store::notifications::delete_expired_idempotency_keys(&pool, 10_000).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired idempotency records removed"),
+            Err(e) => tracing::warn!(error = %e, "idempotency sweep failed; will retry"),
+        }
+    }
+}

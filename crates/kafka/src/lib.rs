@@ -1,0 +1,92 @@
+//! Kafka plumbing shared by every service that talks to the broker (the gateway never does).
+//!
+//! Only features that both Apache Kafka and the local `tansu` broker support are used:
+//! idempotent produce, headers, consumer groups with manual commits. No transactions, and
+//! topics are created explicitly ([`ensure_topics`]) because auto-creation is off.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    config::ClientConfig,
+    types::RDKafkaErrorCode,
+};
+
+pub use notify_schemas::{
+    headers,
+    topics::{self, Topics, RETRY_TIERS},
+};
+
+/// Broker connection settings.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `APP_KAFKA_BOOTSTRAP` (default `127.0.0.1:9092`).
+    pub bootstrap: String,
+    /// Prefix for every topic name (`APP_KAFKA_TOPIC_PREFIX`, default empty); tests use one each.
+    pub topic_prefix: String,
+    /// Partitions for topics this service creates (`APP_KAFKA_PARTITIONS`, default 6).
+    pub partitions: i32,
+    /// Replication factor for topics this service creates (`APP_KAFKA_REPLICATION`, default 1).
+    pub replication: i32,
+}
+
+impl KafkaSettings {
+    pub fn local(prefix: &str) -> Self {
+        Self {
+            bootstrap: "127.0.0.1:9092".into(),
+            topic_prefix: prefix.into(),
+            partitions: 3,
+            replication: 1,
+        }
+    }
+
+    pub fn topics(&self) -> Topics {
+        Topics::new(&self.topic_prefix)
+    }
+
+    /// The base client configuration every client starts from.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.bootstrap)
+            // IPv4 only: tansu advertises 127.0.0.1 and `localhost` may resolve to ::1.
+            .set("broker.address.family", "v4")
+            .set("socket.keepalive.enable", "true");
+        cfg
+    }
+}
+
+/// Creates each topic that does not exist yet, with `partitions` and `replication`.
+/// Idempotent: an existing topic is left as it is.
+pub async fn ensure_topics(settings: &KafkaSettings, names: &[String]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = settings
+        .client_config()
+        .create()
+        .context("failed to create the Kafka admin client")?;
+    let new: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| {
+            NewTopic::new(
+                n,
+                settings.partitions,
+                TopicReplication::Fixed(settings.replication),
+            )
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(new.iter(), &opts)
+        .await
+        .context("failed to ask the broker to create topics")?;
+    for r in results {
+        match r {
+            Ok(name) => tracing::info!(topic = %name, "created topic"),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(topic = %name, "topic exists")
+            }
+            Err((name, code)) => anyhow::bail!("failed to create topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! actix-web configuration shared by every HTTP service: extractor errors and unknown routes
+//! answer in the envelope like everything else.
+
+use actix_web::{
+    error::{JsonPayloadError, PathError, QueryPayloadError},
+    web, HttpRequest,
+};
+
+use crate::error::ApiError;
+
+/// JSON bodies up to `limit` bytes; every failure mapped to an enveloped error.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |err, _req| json_error(err, limit).into())
+}
+
+fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge { limit }
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::UnsupportedMediaType("Content-Type must be application/json".into())
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::BadRequest(format!("request body is not valid JSON: {e}"))
+        }
+        other => ApiError::BadRequest(format!("could not read the request body: {other}")),
+    }
+}
+
+/// Path parameters that do not parse (e.g. a malformed id) answer 404: no such resource.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _req: &HttpRequest| {
+        ApiError::NotFound(format!("no such resource: {err}")).into()
+    })
+}
+
+/// Query strings that do not parse answer 422 naming the problem.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req: &HttpRequest| {
+        ApiError::field("query", err.to_string()).into()
+    })
+}
+
+/// Default service: unknown routes answer 404 in the envelope.
+pub async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+/// Registers the shared extractor configs on an app.
+pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
+    cfg.app_data(json_config(json_limit))
+        .app_data(path_config())
+        .app_data(query_config());
+}

@@ -1,0 +1,24 @@
+//! The service kit: what every deployable of the notification platform shares.
+//!
+//! - [`settings`]: typed configuration read from `APP_*` environment variables.
+//! - [`telemetry`]: JSON logs through `tracing`.
+//! - [`envelope`] and [`error`]: the `{success, data, message, meta}` response envelope and
+//!   the one place where errors become HTTP responses.
+//! - [`auth`]: JWT verification (and issuing, for user-svc and tests) with scopes.
+//! - [`correlation`]: the `X-Correlation-Id` middleware.
+//! - [`health`]: dependency reports for `GET /health`.
+//! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token.
+
+pub mod auth;
+pub mod correlation;
+pub mod envelope;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use envelope::{ApiResponse, PageMeta};
+pub use error::{ApiError, FieldError};

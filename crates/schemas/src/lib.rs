@@ -1,0 +1,144 @@
+//! The platform's Avro contracts.
+//!
+//! - The `.avsc` files in `avro/` are the source of truth; [`CONTRACTS`] embeds them in the
+//!   order in which the deploy step registers them (so ids are stable across a registry
+//!   restart).
+//! - [`NotificationRequested`] and [`NotificationStatusChanged`] are their Rust types.
+//! - [`wire`] is the Confluent wire format (magic byte, schema id, Avro datum).
+//! - [`registry`] is a client for the Confluent Schema Registry REST API, caching by id.
+//!
+//! Subjects follow the record-name strategy (`io.notify.events.NotificationRequested`), since
+//! one record type travels on several topics (main, priority, retry tiers, dead letters).
+
+pub mod headers;
+pub mod registry;
+pub mod topics;
+pub mod wire;
+
+use serde::{Deserialize, Serialize};
+
+/// One contract: its subject and schema text.
+#[derive(Debug, Clone, Copy)]
+pub struct Contract {
+    pub subject: &'static str,
+    pub schema: &'static str,
+}
+
+/// `NotificationRequested`: what the relay publishes for each accepted notification.
+pub const NOTIFICATION_REQUESTED: Contract = Contract {
+    subject: "io.notify.events.NotificationRequested",
+    schema: include_str!("../avro/notification_requested.avsc"),
+};
+
+/// `NotificationStatusChanged`: what workers publish for every delivery outcome.
+pub const NOTIFICATION_STATUS: Contract = Contract {
+    subject: "io.notify.events.NotificationStatusChanged",
+    schema: include_str!("../avro/notification_status.avsc"),
+};
+
+/// Every contract, in registration order. Append only: never reorder.
+pub const CONTRACTS: &[Contract] = &[NOTIFICATION_REQUESTED, NOTIFICATION_STATUS];
+
+/// A delivery channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Push,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Push => "push",
+        }
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Channel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "email" => Ok(Self::Email),
+            "push" => Ok(Self::Push),
+            other => Err(format!(
+                "unknown channel `{other}` (expected email or push)"
+            )),
+        }
+    }
+}
+
+/// Rust form of `NotificationRequested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationRequested {
+    pub notification_id: String,
+    pub channel: Channel,
+    pub user_id: String,
+    pub template_code: String,
+    pub variables_json: String,
+    pub priority: i32,
+    pub metadata_json: String,
+    pub request_id: String,
+    pub caller: String,
+    pub correlation_id: String,
+    /// Milliseconds since the Unix epoch.
+    pub requested_at: i64,
+}
+
+/// A step of the delivery lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Published,
+    Sending,
+    Sent,
+    Delivered,
+    Bounced,
+    Retrying,
+    DeadLettered,
+    Skipped,
+    Failed,
+}
+
+/// Rust form of `NotificationStatusChanged`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationStatusChanged {
+    pub notification_id: String,
+    pub channel: Channel,
+    pub status: DeliveryStatus,
+    pub attempt: i32,
+    /// Milliseconds since the Unix epoch.
+    pub occurred_at: i64,
+    pub error: Option<String>,
+    pub provider: Option<String>,
+    pub correlation_id: String,
+}
+
+/// Parses a contract's schema (they are compiled in, so failure is a build defect caught by tests).
+pub fn parse_schema(contract: &Contract) -> Result<apache_avro::Schema, Box<apache_avro::Error>> {
+    apache_avro::Schema::parse_str(contract.schema).map_err(Box::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_parses_and_names_its_subject() {
+        for c in CONTRACTS {
+            let schema = parse_schema(c).unwrap();
+            let name = match schema {
+                apache_avro::Schema::Record(r) => r.name.fullname(None),
+                other => panic!("{} is not a record: {other:?}", c.subject),
+            };
+            assert_eq!(name, c.subject);
+        }
+    }
+}

@@ -1,0 +1,16 @@
+# Shared locations for the local stack; sourced by the other scripts.
+# Tools and build artefacts live OUTSIDE the clone so fresh clones (CI) reuse them.
+NOTIFY_CACHE="${NOTIFY_CACHE:-$HOME/.cache/notify-platform}"
+TANSU_VERSION="0.6.0"
+RIVVEN_SCHEMA_VERSION="0.0.22"
+TOOLS_DIR="$NOTIFY_CACHE/tools"
+TANSU_ROOT="$TOOLS_DIR/tansu-$TANSU_VERSION"
+RIVVEN_ROOT="$TOOLS_DIR/rivven-schema-$RIVVEN_SCHEMA_VERSION"
+TANSU_BIN="$TANSU_ROOT/bin/tansu"
+RIVVEN_BIN="$RIVVEN_ROOT/bin/rivven-schema"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$NOTIFY_CACHE/target}"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+RUN_DIR="${NOTIFY_RUN_DIR:-$REPO_ROOT/.run}"
+KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
+SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081}"
+SMTP_PORT="${SMTP_PORT:-2525}"

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The local stack: the Kafka-protocol broker (tansu, SQLite storage) and the schema registry
+# (rivven-schema), started from this repo's own files. PostgreSQL and Redis are expected on
+# 127.0.0.1 (the machine runs them).
+#
+#   stack.sh up       install (first run only), start, wait for readiness, register schemas
+#   stack.sh down     stop what `up` started
+#   stack.sh status   print what runs
+#   stack.sh restart-registry   restart the in-memory registry and re-register (ids stay)
+#
+# Logs and pids go to $RUN_DIR (.run/ in the repo, git-ignored).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+mkdir -p "$RUN_DIR/logs" "$RUN_DIR/pids" "$RUN_DIR/tansu"
+
+log() { echo "[stack] $*"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() { # name
+  local f="$RUN_DIR/pids/$1.pid"
+  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+wait_until() { # description timeout_s command...
+  local what=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@"; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "timed out after ${timeout}s waiting for $what"; return 1
+    fi
+    sleep 0.3
+  done
+}
+
+registry_ready() { curl -fsS "$SCHEMA_REGISTRY_URL/subjects" >/dev/null 2>&1; }
+
+start_broker() {
+  if port_open 9092; then log "broker already listening on $KAFKA_BOOTSTRAP"; return 0; fi
+  log "starting tansu $TANSU_VERSION (SQLite storage in $RUN_DIR/tansu)"
+  (cd "$RUN_DIR/tansu" && nohup "$TANSU_BIN" broker \
+      --listener-url tcp://127.0.0.1:9092 \
+      --advertised-listener-url tcp://127.0.0.1:9092 \
+      --storage-engine sqlite://tansu.db \
+      >>"$RUN_DIR/logs/tansu.log" 2>&1 &
+   echo $! >"$RUN_DIR/pids/tansu.pid")
+  wait_until "the broker on 9092" 60 port_open 9092
+}
+
+start_registry() {
+  if registry_ready; then log "registry already answering at $SCHEMA_REGISTRY_URL"; return 0; fi
+  log "starting rivven-schema $RIVVEN_SCHEMA_VERSION (in-memory)"
+  nohup "$RIVVEN_BIN" serve --host 127.0.0.1 --port 8081 >>"$RUN_DIR/logs/registry.log" 2>&1 &
+  echo $! >"$RUN_DIR/pids/registry.pid"
+  wait_until "the registry on 8081" 60 registry_ready
+}
+
+register_schemas() {
+  # The deploy step: compatibility + every contract in a fixed order (stable ids).
+  log "registering schemas"
+  cargo run -q -p notify-schemas --bin register-schemas
+}
+
+stop_one() { # name
+  local f="$RUN_DIR/pids/$1.pid"
+  if pid_alive "$1"; then
+    log "stopping $1"
+    kill "$(cat "$f")" 2>/dev/null || true
+    for _ in $(seq 1 50); do pid_alive "$1" || break; sleep 0.1; done
+    pid_alive "$1" && kill -9 "$(cat "$f")" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+case "${1:-up}" in
+  up)
+    bash "$(dirname "$0")/install-tools.sh"
+    command -v curl >/dev/null || { log "curl is required"; exit 1; }
+    port_open 5432 || { log "PostgreSQL is not listening on 127.0.0.1:5432"; exit 1; }
+    start_broker
+    start_registry
+    register_schemas
+    log "stack ready: broker $KAFKA_BOOTSTRAP, registry $SCHEMA_REGISTRY_URL"
+    ;;
+  down)
+    stop_one registry
+    stop_one tansu
+    ;;
+  restart-registry)
+    stop_one registry
+    start_registry
+    register_schemas
+    ;;
+  stop-broker) stop_one tansu ;;
+  start-broker) start_broker ;;
+  status)
+    for n in tansu registry; do
+      if pid_alive $n; then echo "$n: running (pid $(cat "$RUN_DIR/pids/$n.pid"))"; else echo "$n: stopped"; fi
+    done
+    ;;
+  *) echo "usage: $0 up|down|status|restart-registry|stop-broker|start-broker" >&2; exit 2 ;;
+esac
