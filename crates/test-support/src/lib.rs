@@ -62,6 +62,11 @@ pub struct TestDb {
 impl TestDb {
     /// Creates `test_<random>` and runs the notification store's migrations in it.
     pub async fn new() -> Self {
+        Self::with_migrator(&notify_store::MIGRATOR).await
+    }
+
+    /// Creates `test_<random>` and runs `migrator` in it (services with their own database).
+    pub async fn with_migrator(migrator: &sqlx::migrate::Migrator) -> Self {
         let admin = admin_database_url();
         let name = unique("test_");
         let mut conn = PgConnection::connect(&admin)
@@ -74,9 +79,15 @@ impl TestDb {
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         let url = format!("{base}/{name}");
         let pool = notify_store::connect(&url, 10).await.unwrap();
-        notify_store::migrate(&pool).await.unwrap();
+        migrator.run(&pool).await.unwrap();
         Self { name, url, pool }
     }
+}
+
+/// Redis URL for tests (`TEST_REDIS_URL`, default `redis://127.0.0.1:6379`). Tests keep
+/// their keys apart with a prefix of their own ([`unique`]).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// JWT settings every test service shares.
