@@ -1,10 +1,11 @@
 //! Producing records to Kafka and waiting for the broker's acknowledgements.
 
-use std::time::Duration;
+use std::{collections::HashSet, sync::RwLock, time::Duration};
 
 use async_trait::async_trait;
 use notify_kafka::KafkaSettings;
 use rdkafka::{
+    config::ClientConfig,
     error::{KafkaError, RDKafkaErrorCode},
     message::{Header, OwnedHeaders},
     producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer},
@@ -42,14 +43,19 @@ pub trait Publisher: Send + Sync + 'static {
 
 /// The Kafka publisher: an idempotent producer (`enable.idempotence=true`, `acks=all`), so
 /// retries inside the client neither duplicate nor reorder records of a partition.
+///
+/// After a batch in which the broker failed records, the producer is replaced by a fresh one
+/// (a new producer id): once sends time out, the old producer's sequence numbers have gaps
+/// that a restarted broker may refuse forever.
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    config: ClientConfig,
+    producer: RwLock<FutureProducer>,
 }
 
 impl KafkaPublisher {
     pub fn new(kafka: &KafkaSettings, relay: &RelaySettings) -> anyhow::Result<Self> {
-        let producer: FutureProducer = kafka
-            .client_config()
+        let mut config = kafka.client_config();
+        config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("max.in.flight.requests.per.connection", "5")
@@ -57,13 +63,40 @@ impl KafkaPublisher {
             .set("message.timeout.ms", relay.message_timeout_ms.to_string())
             .set("compression.type", &relay.compression)
             .set("batch.num.messages", "10000")
-            .set("queue.buffering.max.messages", "200000")
-            .create()?;
-        Ok(Self { producer })
+            .set("queue.buffering.max.messages", "200000");
+        let producer = config.create()?;
+        Ok(Self {
+            config,
+            producer: RwLock::new(producer),
+        })
+    }
+
+    fn producer(&self) -> FutureProducer {
+        match self.producer.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the producer with a fresh one (nothing is in flight when this is called).
+    fn reset(&self) {
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::warn!("replacing the Kafka producer after broker-side failures");
+                match self.producer.write() {
+                    Ok(mut p) => *p = fresh,
+                    Err(poisoned) => *poisoned.into_inner() = fresh,
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot create a new Kafka producer"),
+        }
     }
 
     /// Enqueues one record, waiting (in place, so order is kept) while the local queue is full.
-    async fn enqueue(&self, r: &OutgoingRecord) -> Result<DeliveryFuture, KafkaError> {
+    async fn enqueue(
+        producer: &FutureProducer,
+        r: &OutgoingRecord,
+    ) -> Result<DeliveryFuture, KafkaError> {
         loop {
             let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
             for (k, v) in &r.headers {
@@ -76,7 +109,7 @@ impl KafkaPublisher {
                 .key(&r.key)
                 .payload(&r.payload)
                 .headers(headers);
-            match self.producer.send_result(record) {
+            match producer.send_result(record) {
                 Ok(f) => return Ok(f),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -113,18 +146,38 @@ fn to_publish_error(e: &KafkaError) -> PublishError {
 #[async_trait]
 impl Publisher for KafkaPublisher {
     async fn publish(&self, records: Vec<OutgoingRecord>) -> Vec<Result<(), PublishError>> {
-        // Enqueue everything first, in order, then await every acknowledgement.
+        // Enqueue everything first, in order, then await every acknowledgement. A record
+        // refused locally (e.g. too large) stops the rest of its key from being sent at all,
+        // so they are neither reordered nor duplicated.
+        let producer = self.producer();
         let mut pending = Vec::with_capacity(records.len());
+        let mut refused_keys: HashSet<&str> = HashSet::new();
         for r in &records {
-            pending.push(self.enqueue(r).await);
+            if refused_keys.contains(r.key.as_str()) {
+                pending.push(Err(None));
+                continue;
+            }
+            let p = Self::enqueue(&producer, r).await;
+            if p.is_err() {
+                refused_keys.insert(&r.key);
+            }
+            pending.push(p.map_err(Some));
         }
         let mut results = Vec::with_capacity(records.len());
+        let mut broker_failed = false;
         for p in pending {
             results.push(match p {
-                Err(e) => Err(to_publish_error(&e)),
+                Err(None) => Err(PublishError {
+                    message: "not sent: an earlier record of this key was refused".into(),
+                    permanent: false,
+                }),
+                Err(Some(e)) => Err(to_publish_error(&e)),
                 Ok(delivery) => match delivery.await {
                     Ok(Ok(_)) => Ok(()),
-                    Ok(Err((e, _))) => Err(to_publish_error(&e)),
+                    Ok(Err((e, _))) => {
+                        broker_failed = true;
+                        Err(to_publish_error(&e))
+                    }
                     Err(_cancelled) => Err(PublishError {
                         message: "producer dropped the delivery report".into(),
                         permanent: false,
@@ -132,11 +185,14 @@ impl Publisher for KafkaPublisher {
                 },
             });
         }
+        if broker_failed {
+            self.reset();
+        }
         results
     }
 
     async fn ping(&self) -> Result<(), String> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         tokio::task::spawn_blocking(move || {
             producer
                 .client()
@@ -151,6 +207,6 @@ impl Publisher for KafkaPublisher {
 
 impl Drop for KafkaPublisher {
     fn drop(&mut self) {
-        let _ = self.producer.flush(Duration::from_secs(5));
+        let _ = self.producer().flush(Duration::from_secs(5));
     }
 }
