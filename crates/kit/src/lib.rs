@@ -8,6 +8,7 @@
 //! - [`correlation`]: the `X-Correlation-Id` middleware.
 //! - [`health`]: dependency reports for `GET /health`.
 //! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token.
+//! - [`validate`] and [`pagination`]: field-by-field body checks and `?page=&limit=`.
 
 pub mod auth;
 pub mod correlation;
@@ -16,9 +17,11 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod pagination;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod validate;
 
 pub use envelope::{ApiResponse, PageMeta};
 pub use error::{ApiError, FieldError};

@@ -1,0 +1,47 @@
+//! Lookups the workers and the gateway make at delivery time, with a Redis cache in front:
+//!
+//! - [`UserDirectory::get`]: a recipient (email, push tokens, preferences, language) from
+//!   user-svc; `None` when the user does not exist (or was deleted).
+//! - [`TemplateDirectory::get`]: a template's active version in a language (with
+//!   template-svc's fallback) from template-svc; `None` when there is no such template.
+//!
+//! Both authenticate with a service token from a [`TokenSource`]. Errors say whether a
+//! retry can help ([`DirectoryError::Unavailable`]) or not.
+//!
+//! ## Cache keys
+//!
+//! Every key starts with the deployment's prefix (`APP_CACHE_PREFIX`, empty by default).
+//! Entries are versioned by a generation counter, so that invalidating a template drops
+//! all its languages at once (one `INCR`, no `SCAN`), and a lookup that raced with a change
+//! cannot store the stale answer where later lookups read:
+//!
+//! | key | holds |
+//! |---|---|
+//! | `{prefix}dir:user:{user_id}:gen` | generation of the user's entry (missing = 0) |
+//! | `{prefix}dir:user:{user_id}:g{gen}` | the [`Recipient`] as JSON, TTL `APP_DIRECTORY_CACHE_TTL_SECS` |
+//! | `{prefix}dir:tpl:{code}:gen` | generation of the template's entries |
+//! | `{prefix}dir:tpl:{code}:g{gen}:{lang}` | the [`ResolvedTemplate`] for a requested language |
+//!
+//! [`Cache::invalidate_user`] and [`Cache::invalidate_template`] bump the generation; the
+//! services call them after every committed change. A Redis outage never fails a lookup:
+//! it falls through to the service.
+
+mod cache;
+mod client;
+mod error;
+mod settings;
+mod templates;
+mod token;
+mod users;
+
+pub use cache::{keys, Cache, CacheError};
+pub use error::DirectoryError;
+pub use settings::{CacheSettings, DirectorySettings};
+pub use templates::{ResolvedTemplate, TemplateDirectory};
+pub use token::TokenSource;
+pub use users::{Platform, Preferences, PushTarget, Recipient, UserDirectory};
+
+/// Scope a service token needs to read users.
+pub const SCOPE_USERS_READ: &str = "users:read";
+/// Scope a service token needs to read templates.
+pub const SCOPE_TEMPLATES_READ: &str = "templates:read";

@@ -1,0 +1,164 @@
+//! Recipients from user-svc.
+
+use std::time::Duration;
+
+use notify_templates::Language;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    cache::{keys, Cache},
+    client::ServiceClient,
+    error::DirectoryError,
+    token::TokenSource,
+};
+
+const SERVICE: &str = "user-svc";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A device platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    Android,
+    Ios,
+    Web,
+}
+
+impl Platform {
+    /// `android`, `ios` or `web`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Android => "android",
+            Self::Ios => "ios",
+            Self::Web => "web",
+        }
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "android" => Ok(Self::Android),
+            "ios" => Ok(Self::Ios),
+            "web" => Ok(Self::Web),
+            _ => Err("must be `android`, `ios` or `web`".into()),
+        }
+    }
+}
+
+/// A device to push to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushTarget {
+    pub token: String,
+    pub platform: Platform,
+}
+
+/// Whether the user accepts each channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    pub email: bool,
+    pub push: bool,
+}
+
+/// What delivery needs to know about a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub user_id: Uuid,
+    pub email: String,
+    pub push_tokens: Vec<PushTarget>,
+    pub preferences: Preferences,
+    pub language: Language,
+}
+
+/// user-svc's `GET /api/v1/users/{id}` data (only what a recipient needs).
+#[derive(Deserialize)]
+struct UserView {
+    id: Uuid,
+    email: String,
+    push_tokens: Vec<PushTarget>,
+    preferences: Preferences,
+    language: Language,
+}
+
+/// Looks recipients up in user-svc, through the cache.
+pub struct UserDirectory {
+    client: ServiceClient,
+    cache: Cache,
+}
+
+impl UserDirectory {
+    /// A directory on user-svc at `base_url` (e.g. `http://127.0.0.1:8082`); requests time
+    /// out after 2 s unless [`with_timeout`](Self::with_timeout) says otherwise. The token
+    /// needs the scope `users:read`.
+    pub fn new(base_url: &str, tokens: TokenSource, cache: Cache) -> Result<Self, DirectoryError> {
+        Self::with_timeout(base_url, tokens, cache, DEFAULT_TIMEOUT)
+    }
+
+    /// Like [`new`](Self::new) with a per-request timeout.
+    pub fn with_timeout(
+        base_url: &str,
+        tokens: TokenSource,
+        cache: Cache,
+        timeout: Duration,
+    ) -> Result<Self, DirectoryError> {
+        Ok(Self {
+            client: ServiceClient::new(SERVICE, base_url, tokens, timeout)?,
+            cache,
+        })
+    }
+
+    /// The recipient `user_id`, or `None` when there is no such user (never created, or
+    /// deleted: the worker records the notification as skipped).
+    #[tracing::instrument(skip_all, fields(user_id = %user_id))]
+    pub async fn get(&self, user_id: Uuid) -> Result<Option<Recipient>, DirectoryError> {
+        let prefix = self.cache.prefix().to_string();
+        let generation = self
+            .cache
+            .generation(keys::user_generation(&prefix, user_id))
+            .await;
+        if let Some(g) = generation {
+            let key = keys::user_entry(&prefix, user_id, g.0);
+            if let Some(hit) = self.cache.get_json::<Recipient>(key).await {
+                metrics::counter!("directory_lookups_total", "kind" => "user", "result" => "hit")
+                    .increment(1);
+                return Ok(Some(hit));
+            }
+        }
+        metrics::counter!("directory_lookups_total", "kind" => "user", "result" => "miss")
+            .increment(1);
+        let Some(view) = self
+            .client
+            .get::<UserView>(&format!("/api/v1/users/{user_id}"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if view.id != user_id {
+            return Err(DirectoryError::Invalid {
+                service: SERVICE,
+                reason: format!("asked for user {user_id}, got {}", view.id),
+            });
+        }
+        let recipient = Recipient {
+            user_id: view.id,
+            email: view.email,
+            push_tokens: view.push_tokens,
+            preferences: view.preferences,
+            language: view.language,
+        };
+        if let Some(g) = generation {
+            self.cache
+                .put_json(keys::user_entry(&prefix, user_id, g.0), &recipient)
+                .await;
+        }
+        Ok(Some(recipient))
+    }
+
+    /// Drops the cached entry of `user_id` (see [`Cache::invalidate_user`]).
+    pub async fn invalidate_user(&self, user_id: Uuid) -> Result<(), crate::CacheError> {
+        self.cache.invalidate_user(user_id).await
+    }
+}

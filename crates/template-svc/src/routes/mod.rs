@@ -1,0 +1,27 @@
+//! HTTP routes of template-svc.
+
+pub mod health;
+pub mod openapi;
+pub mod templates;
+
+use notify_directory::Cache;
+use notify_templates::TemplateCode;
+use sqlx::PgPool;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub cache: Cache,
+}
+
+impl AppState {
+    /// Drops the directory cache entries of `code` (every language) after a committed
+    /// change. A failure is logged, not returned: the change is done, and the entries
+    /// expire within their TTL.
+    pub async fn invalidate(&self, code: &TemplateCode) {
+        if let Err(e) = self.cache.invalidate_template(code).await {
+            tracing::warn!(template_code = %code, error = %e, "cache invalidation failed; entries expire with their TTL");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use actix_web::{get, HttpResponse};
+use utoipa::{
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+    Modify, OpenApi,
+};
+
+use super::{health, templates};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// template-svc's API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Template service", description = "Versioned, multi-language email and push templates. Every response is the envelope {success, data, message, meta}. Scopes: `templates:read` (reads, preview), `templates:write` (everything)."),
+    paths(
+        templates::create,
+        templates::publish,
+        templates::get,
+        templates::list,
+        templates::preview,
+        health::health
+    ),
+    components(schemas(
+        templates::CreateTemplateBody,
+        templates::NewVersionBody,
+        templates::RenderBody,
+        templates::TemplateView,
+        templates::TemplateSummary,
+        templates::RenderView,
+        notify_kit::envelope::PageMeta,
+        notify_kit::envelope::ErrorBody,
+        notify_kit::envelope::FieldErrorBody,
+    )),
+    modifiers(&BearerAuth),
+    tags((name = "templates"), (name = "health"))
+)]
+pub struct ApiDoc;
+
+/// `GET /api-docs/openapi.json`.
+#[get("/api-docs/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

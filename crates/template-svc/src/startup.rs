@@ -1,0 +1,88 @@
+//! Building and running template-svc: `Application::build` binds (port 0 in tests) and
+//! `run_until_stopped` serves until SIGTERM.
+
+use std::net::TcpListener;
+
+use actix_web::{dev::Server, middleware, web, App, HttpServer};
+use anyhow::Context;
+use notify_directory::Cache;
+use notify_kit::auth::JwtVerifier;
+
+use crate::{
+    db,
+    routes::{health, openapi, templates, AppState},
+    settings::Settings,
+};
+
+/// A bound, not yet running, template-svc.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Creates and migrates the database if asked, checks the keys and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let url = settings.database_url.expose();
+        if settings.run_migrations {
+            db::create_if_missing(url)
+                .await
+                .with_context(|| format!("database {}", settings.database_url))?;
+        }
+        let pool = db::connect(url, settings.database_max_connections)
+            .await
+            .with_context(|| format!("database {}", settings.database_url))?;
+        if settings.run_migrations {
+            db::migrate(&pool).await?;
+        }
+        let verifier = JwtVerifier::new(&settings.auth).context("invalid JWT key material")?;
+        let cache = Cache::new(&settings.cache).context("invalid APP_REDIS_URL")?;
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("failed to bind {}:{}", settings.host, settings.port))?;
+        let port = listener.local_addr()?.port();
+        let state = AppState { pool, cache };
+        notify_kit::metrics::install();
+        let body_limit = settings.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::from_fn(notify_kit::correlation::middleware))
+                .app_data(web::Data::new(state.clone()))
+                .app_data(web::Data::new(verifier.clone()))
+                .configure(|cfg| notify_kit::http::configure(cfg, body_limit))
+                .service(health::health)
+                .service(health::live)
+                .service(openapi::openapi_json)
+                .route("/metrics", web::get().to(notify_kit::metrics::endpoint))
+                .service(
+                    web::scope("/api/v1/templates")
+                        .route("", web::post().to(templates::create))
+                        .route("/", web::post().to(templates::create))
+                        .route("", web::get().to(templates::list))
+                        .route("/", web::get().to(templates::list))
+                        .route("/{code}", web::get().to(templates::get))
+                        .route("/{code}/versions", web::post().to(templates::publish))
+                        .route("/{code}/render", web::post().to(templates::preview)),
+                )
+                .default_service(web::to(notify_kit::http::not_found))
+        })
+        .workers(settings.http_workers.max(1))
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server (tests use it to take the service down).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT (actix handles the signals and drains in-flight requests).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("HTTP server failed")
+    }
+}

@@ -1,0 +1,19 @@
+//! Template content and rendering, shared by template-svc (validation and preview) and the
+//! workers (rendering at delivery time), so a preview renders exactly what is delivered.
+//!
+//! - [`content`]: what a template holds per channel ([`EmailContent`], [`PushContent`]).
+//! - [`render()`](render::render): minijinja with strict undefined variables; HTML bodies
+//!   escape variables, plain-text fields do not.
+//! - [`language`]: BCP-47-ish language tags and the fallback rule (`pt-BR` → `pt` → the
+//!   template's default).
+//! - [`code`]: template codes (`welcome_email`).
+
+pub mod code;
+pub mod content;
+pub mod language;
+pub mod render;
+
+pub use code::TemplateCode;
+pub use content::{Channel, EmailContent, PushContent, TemplateContent};
+pub use language::{resolve_language, Language};
+pub use render::{check_syntax, render, required_variables, RenderError, Rendered};

@@ -1,0 +1,412 @@
+//! Rendering with minijinja.
+//!
+//! Undefined variables are errors (strict mode), so a notification is never delivered with
+//! a hole in it; the error names the variable. Only `html_body` escapes variables.
+
+use std::collections::BTreeSet;
+
+use minijinja::{AutoEscape, Environment, ErrorKind, Template, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::content::{EmailContent, PushContent, TemplateContent};
+
+/// Upper bound on the work one field may take (minijinja "fuel": roughly instructions), so a
+/// template with runaway loops fails instead of stalling a worker.
+const FUEL_PER_FIELD: u64 = 500_000;
+
+/// A rendered template: the same shape as its content, with every variable substituted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "channel", rename_all = "snake_case")]
+pub enum Rendered {
+    Email(EmailContent),
+    Push(PushContent),
+}
+
+/// Why a template could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The template uses a variable that was not supplied (`name` is its path, e.g. `name`
+    /// or `order.total`).
+    #[error("template variable `{name}` is not defined")]
+    MissingVariable { name: String },
+    /// A field is not a valid template.
+    #[error("syntax error in `{field}`: {message}")]
+    Syntax { field: String, message: String },
+    /// Rendering failed for another reason (a filter on a wrong type, too much work).
+    #[error("cannot render `{field}`: {message}")]
+    Failed { field: String, message: String },
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|name| {
+        if name == "html_body" {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_fuel(Some(FUEL_PER_FIELD));
+    // Bodies are delivered as written: a final newline is part of the text.
+    env.set_keep_trailing_newline(true);
+    env
+}
+
+fn describe(err: &minijinja::Error) -> String {
+    let detail = err
+        .detail()
+        .map_or_else(|| err.kind().to_string(), str::to_string);
+    match err.line() {
+        Some(line) => format!("{detail} (line {line})"),
+        None => detail,
+    }
+}
+
+fn compile<'env, 'src>(
+    env: &'env Environment<'static>,
+    field: &'src str,
+    source: &'src str,
+) -> Result<Template<'env, 'src>, RenderError> {
+    env.template_from_named_str(field, source)
+        .map_err(|e| RenderError::Syntax {
+            field: field.to_string(),
+            message: describe(&e),
+        })
+}
+
+/// Names minijinja provides itself (`range`, `dict`, ...), not expected from the caller.
+fn is_global(env: &Environment<'_>, name: &str) -> bool {
+    env.globals().any(|(g, _)| g == name)
+}
+
+/// The part of `path` (`a.b.c`) that `variables` lacks: the first segment not found.
+fn missing_part(variables: &Map<String, Value>, path: &str) -> Option<String> {
+    let mut segments = path.split('.');
+    let first = segments.next()?;
+    let mut current = match variables.get(first) {
+        Some(v) => v,
+        None => return Some(first.to_string()),
+    };
+    let mut found = first.to_string();
+    for segment in segments {
+        found.push('.');
+        found.push_str(segment);
+        match current.as_object().and_then(|o| o.get(segment)) {
+            Some(v) => current = v,
+            None => return Some(found),
+        }
+    }
+    None
+}
+
+/// Which variable an undefined-value error is about: the first undeclared variable the
+/// caller did not supply, preferring one that appears on the failing line.
+fn missing_variable(
+    env: &Environment<'_>,
+    template: &Template<'_, '_>,
+    source: &str,
+    variables: &Map<String, Value>,
+    err: &minijinja::Error,
+) -> String {
+    let candidates: BTreeSet<String> = template
+        .undeclared_variables(true)
+        .iter()
+        .filter(|path| !is_global(env, path.split('.').next().unwrap_or_default()))
+        .filter_map(|path| missing_part(variables, path))
+        .collect();
+    let failing_line = err
+        .line()
+        .and_then(|n| source.lines().nth(n.saturating_sub(1)));
+    let on_line =
+        failing_line.and_then(|line| candidates.iter().find(|c| line.contains(c.as_str())));
+    on_line
+        .or_else(|| candidates.iter().next())
+        .cloned()
+        .unwrap_or_else(|| match err.line() {
+            Some(line) => format!("(an attribute or item used on line {line})"),
+            None => "(unknown)".to_string(),
+        })
+}
+
+fn render_field(
+    env: &Environment<'static>,
+    field: &'static str,
+    source: &str,
+    variables: &Map<String, Value>,
+) -> Result<String, RenderError> {
+    let template = compile(env, field, source)?;
+    template.render(variables).map_err(|e| match e.kind() {
+        ErrorKind::UndefinedError => RenderError::MissingVariable {
+            name: missing_variable(env, &template, source, variables, &e),
+        },
+        ErrorKind::SyntaxError => RenderError::Syntax {
+            field: field.to_string(),
+            message: describe(&e),
+        },
+        _ => RenderError::Failed {
+            field: field.to_string(),
+            message: describe(&e),
+        },
+    })
+}
+
+fn render_optional(
+    env: &Environment<'static>,
+    field: &'static str,
+    source: Option<&str>,
+    variables: &Map<String, Value>,
+) -> Result<Option<String>, RenderError> {
+    source
+        .map(|s| render_field(env, field, s, variables))
+        .transpose()
+}
+
+/// Subjects and titles are one line: a line break (from a variable) would otherwise let a
+/// value inject email headers.
+fn single_line(rendered: String) -> String {
+    if rendered.contains(['\r', '\n']) {
+        rendered.replace("\r\n", " ").replace(['\r', '\n'], " ")
+    } else {
+        rendered
+    }
+}
+
+/// Renders every field of `content` with `variables`. Line breaks in a rendered subject or
+/// push title become spaces.
+pub fn render(
+    content: &TemplateContent,
+    variables: &Map<String, Value>,
+) -> Result<Rendered, RenderError> {
+    let env = environment();
+    Ok(match content {
+        TemplateContent::Email(c) => Rendered::Email(EmailContent {
+            subject: single_line(render_field(&env, "subject", &c.subject, variables)?),
+            text_body: render_field(&env, "text_body", &c.text_body, variables)?,
+            html_body: render_field(&env, "html_body", &c.html_body, variables)?,
+        }),
+        TemplateContent::Push(c) => Rendered::Push(PushContent {
+            title: single_line(render_field(&env, "title", &c.title, variables)?),
+            body: render_field(&env, "body", &c.body, variables)?,
+            image_url: render_optional(&env, "image_url", c.image_url.as_deref(), variables)?,
+            link_url: render_optional(&env, "link_url", c.link_url.as_deref(), variables)?,
+        }),
+    })
+}
+
+/// Every field that is not a valid template, as [`RenderError::Syntax`] (empty when all
+/// compile).
+pub fn check_syntax(content: &TemplateContent) -> Vec<RenderError> {
+    let env = environment();
+    content
+        .fields()
+        .into_iter()
+        .filter_map(|(field, source)| compile(&env, field, source).err())
+        .collect()
+}
+
+/// The top-level variables the template reads, sorted (minijinja's own globals such as
+/// `range` excluded). A variable used only with a `default` filter is listed too.
+pub fn required_variables(content: &TemplateContent) -> Result<Vec<String>, RenderError> {
+    let env = environment();
+    let mut names = BTreeSet::new();
+    for (field, source) in content.fields() {
+        let template = compile(&env, field, source)?;
+        names.extend(
+            template
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|n| !is_global(&env, n)),
+        );
+    }
+    Ok(names.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn welcome() -> TemplateContent {
+        TemplateContent::Email(EmailContent {
+            subject: "Welcome, {{ name }} & co".into(),
+            text_body: "Hello {{ name }},\nconfirm at {{ link }}\n".into(),
+            html_body: "<p>Hello <b>{{ name }}</b>, <a href=\"{{ link }}\">confirm</a></p>".into(),
+        })
+    }
+
+    fn order_push() -> TemplateContent {
+        TemplateContent::Push(PushContent {
+            title: "Order {{ order.id }} shipped".into(),
+            body: "{{ items | length }} item(s){% for i in items %} · {{ i }}{% endfor %}".into(),
+            image_url: None,
+            link_url: Some("https://shop.test/orders/{{ order.id }}".into()),
+        })
+    }
+
+    #[test]
+    fn an_email_renders_with_html_escaped_only_in_the_html_body() {
+        let out = render(
+            &welcome(),
+            &vars(json!({"name": "<Tom & \"Jerry\">", "link": "https://x.test/c?a=1&b=2"})),
+        )
+        .unwrap();
+        insta::assert_json_snapshot!("welcome_email_escaping", out);
+        let Rendered::Email(email) = out else {
+            panic!("not an email")
+        };
+        assert!(email.subject.contains("<Tom & \"Jerry\">"));
+        assert!(email.text_body.contains("<Tom & \"Jerry\">"));
+        assert!(email
+            .html_body
+            .contains("&lt;Tom &amp; &quot;Jerry&quot;&gt;"));
+        assert!(!email.html_body.contains("<Tom"));
+        assert!(
+            email.html_body.starts_with("<p>Hello <b>"),
+            "markup is kept"
+        );
+    }
+
+    #[test]
+    fn a_push_renders_nested_values_loops_and_filters() {
+        let out = render(
+            &order_push(),
+            &vars(json!({"order": {"id": "A-17"}, "items": ["tea", "<mug>"]})),
+        )
+        .unwrap();
+        insta::assert_json_snapshot!("order_push", out);
+    }
+
+    #[test]
+    fn the_safe_filter_lets_a_template_opt_out_of_escaping() {
+        let content = TemplateContent::Email(EmailContent {
+            subject: "s".into(),
+            text_body: "t".into(),
+            html_body: "{{ banner | safe }} {{ banner }}".into(),
+        });
+        let Rendered::Email(email) = render(&content, &vars(json!({"banner": "<hr>"}))).unwrap()
+        else {
+            panic!("not an email")
+        };
+        insta::assert_snapshot!(email.html_body, @"<hr> &lt;hr&gt;");
+    }
+
+    #[test]
+    fn line_breaks_cannot_reach_a_subject() {
+        let out = render(
+            &welcome(),
+            &vars(json!({"name": "Ann\r\nBcc: evil@example.com", "link": "l"})),
+        )
+        .unwrap();
+        let Rendered::Email(email) = out else {
+            panic!("not an email")
+        };
+        assert_eq!(email.subject, "Welcome, Ann Bcc: evil@example.com & co");
+        assert!(
+            email.text_body.contains("Ann\r\nBcc"),
+            "bodies keep their lines"
+        );
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let err = render(&welcome(), &vars(json!({"name": "Ann"}))).unwrap_err();
+        assert_eq!(
+            err,
+            RenderError::MissingVariable {
+                name: "link".into()
+            }
+        );
+        assert_eq!(err.to_string(), "template variable `link` is not defined");
+    }
+
+    #[test]
+    fn a_missing_nested_attribute_is_named_by_its_path() {
+        let err = render(&order_push(), &vars(json!({"order": {}, "items": []}))).unwrap_err();
+        assert_eq!(
+            err,
+            RenderError::MissingVariable {
+                name: "order.id".into()
+            }
+        );
+        let err = render(&order_push(), &vars(json!({"items": []}))).unwrap_err();
+        assert_eq!(
+            err,
+            RenderError::MissingVariable {
+                name: "order".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_default_filter_covers_a_missing_variable() {
+        let content = TemplateContent::Push(PushContent {
+            title: "Hi {{ name | default('there') }}".into(),
+            body: "b".into(),
+            image_url: None,
+            link_url: None,
+        });
+        let Rendered::Push(push) = render(&content, &Map::new()).unwrap() else {
+            panic!("not a push")
+        };
+        assert_eq!(push.title, "Hi there");
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_field() {
+        let content = TemplateContent::Email(EmailContent {
+            subject: "ok".into(),
+            text_body: "Hello {{ name".into(),
+            html_body: "{% if %}".into(),
+        });
+        let errors = check_syntax(&content);
+        let fields: Vec<_> = errors
+            .iter()
+            .map(|e| match e {
+                RenderError::Syntax { field, .. } => field.as_str(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(fields, ["text_body", "html_body"]);
+        assert!(matches!(
+            render(&content, &Map::new()),
+            Err(RenderError::Syntax { field, .. }) if field == "text_body"
+        ));
+        assert!(check_syntax(&welcome()).is_empty());
+    }
+
+    #[test]
+    fn required_variables_lists_top_level_names_without_globals() {
+        assert_eq!(required_variables(&welcome()).unwrap(), ["link", "name"]);
+        let content = TemplateContent::Push(PushContent {
+            title: "{% for i in range(3) %}{{ i }}{% endfor %} {{ user.first }}".into(),
+            body: "{% set local = 1 %}{{ local }} {{ count }}".into(),
+            image_url: Some("{{ img }}".into()),
+            link_url: None,
+        });
+        assert_eq!(
+            required_variables(&content).unwrap(),
+            ["count", "img", "user"]
+        );
+    }
+
+    #[test]
+    fn runaway_templates_run_out_of_fuel() {
+        let content = TemplateContent::Push(PushContent {
+            title: "{% for a in range(1000) %}{% for b in range(1000) %}x{% endfor %}{% endfor %}"
+                .into(),
+            body: "b".into(),
+            image_url: None,
+            link_url: None,
+        });
+        assert!(matches!(
+            render(&content, &Map::new()),
+            Err(RenderError::Failed { field, .. }) if field == "title"
+        ));
+    }
+}

@@ -1,0 +1,358 @@
+//! Users and push tokens.
+
+use chrono::{DateTime, Utc};
+use notify_directory::{Platform, Preferences};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::domain::{NewPushToken, NewUser, UserPatch};
+
+/// Most push tokens one user may register.
+pub const MAX_PUSH_TOKENS: i64 = 20;
+
+/// A stored push token.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PushTokenRow {
+    pub token: String,
+    pub platform: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    name: String,
+    email: String,
+    language: String,
+    email_enabled: bool,
+    push_enabled: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A user with its push tokens (never the password hash).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub language: String,
+    pub preferences: Preferences,
+    pub push_tokens: Vec<PushTokenRow>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    fn from_row(row: UserRow, push_tokens: Vec<PushTokenRow>) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            email: row.email,
+            language: row.language,
+            preferences: Preferences {
+                email: row.email_enabled,
+                push: row.push_enabled,
+            },
+            push_tokens,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+const USER_COLUMNS: &str =
+    "id, name, email, language, email_enabled, push_enabled, created_at, updated_at";
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "23505")
+}
+
+/// Result of a write that may hit the email's uniqueness.
+#[derive(Debug)]
+pub enum Written<T> {
+    Done(T),
+    EmailTaken,
+    NotFound,
+}
+
+async fn tokens_of(pool: &PgPool, id: Uuid) -> Result<Vec<PushTokenRow>, sqlx::Error> {
+    sqlx::query_as::<_, PushTokenRow>(
+        "SELECT token, platform, created_at FROM push_tokens WHERE user_id = $1 ORDER BY created_at, token",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Moves `token` to `user_id` (taking it from whoever had it); returns the previous owner
+/// when it was another user.
+async fn attach_token(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+    token: &NewPushToken,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let previous: Option<Uuid> =
+        sqlx::query_scalar("DELETE FROM push_tokens WHERE token = $1 RETURNING user_id")
+            .bind(token.token.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+    sqlx::query("INSERT INTO push_tokens (token, user_id, platform) VALUES ($1, $2, $3)")
+        .bind(token.token.as_str())
+        .bind(user_id)
+        .bind(token.platform.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(previous.filter(|p| *p != user_id))
+}
+
+/// Inserts a user (and its first push token). `Done` carries the user and the previous
+/// owner of the push token, if it moved.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn insert(
+    pool: &PgPool,
+    id: Uuid,
+    user: &NewUser,
+    password_hash: &str,
+) -> Result<Written<(User, Option<Uuid>)>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query_as::<_, UserRow>(&format!(
+        "INSERT INTO users (id, name, email, password_hash, language, email_enabled, push_enabled)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT ((lower(email))) DO NOTHING
+         RETURNING {USER_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(user.name.as_str())
+    .bind(user.email.as_str())
+    .bind(password_hash)
+    .bind(user.language.as_str())
+    .bind(user.preferences.email)
+    .bind(user.preferences.push)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = inserted else {
+        return Ok(Written::EmailTaken);
+    };
+    let mut moved_from = None;
+    if let Some(token) = &user.push_token {
+        moved_from = attach_token(&mut tx, id, token).await?;
+    }
+    tx.commit().await?;
+    let tokens = tokens_of(pool, id).await?;
+    Ok(Written::Done((User::from_row(row, tokens), moved_from)))
+}
+
+/// A user by id.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    let row =
+        sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(Some(User::from_row(row, tokens_of(pool, id).await?))),
+    }
+}
+
+/// The id and password hash of the account with `email` (case-insensitive).
+pub async fn credentials(
+    pool: &PgPool,
+    email: &str,
+) -> Result<Option<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as::<_, (Uuid, String)>(
+        "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The password hash of `id`.
+pub async fn password_hash(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// One page of users, oldest first, and the total count.
+pub async fn list(pool: &PgPool, offset: i64, limit: i64) -> Result<(Vec<User>, u64), sqlx::Error> {
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(pool)
+        .await?;
+    let rows = sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id OFFSET $1 LIMIT $2"
+    ))
+    .bind(offset)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let tokens = sqlx::query_as::<_, (Uuid, String, String, DateTime<Utc>)>(
+        "SELECT user_id, token, platform, created_at FROM push_tokens
+         WHERE user_id = ANY($1) ORDER BY created_at, token",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let users = rows
+        .into_iter()
+        .map(|row| {
+            let mine = tokens
+                .iter()
+                .filter(|t| t.0 == row.id)
+                .map(|t| PushTokenRow {
+                    token: t.1.clone(),
+                    platform: t.2.clone(),
+                    created_at: t.3,
+                })
+                .collect();
+            User::from_row(row, mine)
+        })
+        .collect();
+    Ok((users, u64::try_from(total).unwrap_or(0)))
+}
+
+/// Applies a patch (with the new password already hashed).
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn update(
+    pool: &PgPool,
+    id: Uuid,
+    patch: &UserPatch,
+    new_password_hash: Option<&str>,
+) -> Result<Written<User>, sqlx::Error> {
+    let updated = sqlx::query_as::<_, UserRow>(&format!(
+        "UPDATE users SET
+            name = COALESCE($2, name),
+            email = COALESCE($3, email),
+            language = COALESCE($4, language),
+            email_enabled = COALESCE($5, email_enabled),
+            push_enabled = COALESCE($6, push_enabled),
+            password_hash = COALESCE($7, password_hash),
+            updated_at = now()
+         WHERE id = $1
+         RETURNING {USER_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(patch.name.as_ref().map(|n| n.as_str()))
+    .bind(patch.email.as_ref().map(|e| e.as_str()))
+    .bind(patch.language.as_ref().map(|l| l.as_str()))
+    .bind(patch.preferences.map(|p| p.email))
+    .bind(patch.preferences.map(|p| p.push))
+    .bind(new_password_hash)
+    .fetch_optional(pool)
+    .await;
+    match updated {
+        Err(e) if is_unique_violation(&e) => Ok(Written::EmailTaken),
+        Err(e) => Err(e),
+        Ok(None) => Ok(Written::NotFound),
+        Ok(Some(row)) => Ok(Written::Done(User::from_row(
+            row,
+            tokens_of(pool, id).await?,
+        ))),
+    }
+}
+
+/// Sets both channel preferences.
+pub async fn set_preferences(
+    pool: &PgPool,
+    id: Uuid,
+    preferences: Preferences,
+) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query_as::<_, UserRow>(&format!(
+        "UPDATE users SET email_enabled = $2, push_enabled = $3, updated_at = now()
+         WHERE id = $1 RETURNING {USER_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(preferences.email)
+    .bind(preferences.push)
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(Some(User::from_row(row, tokens_of(pool, id).await?))),
+    }
+}
+
+/// Deletes a user and its push tokens; false when there was none.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn delete(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Outcome of registering a push token.
+#[derive(Debug)]
+pub enum TokenAdded {
+    /// Registered; carries the user and the token's previous owner, if another user.
+    Done(User, Option<Uuid>),
+    NoSuchUser,
+    TooMany,
+}
+
+/// Registers `token` for `id` (moving it from another user if needed).
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn add_push_token(
+    pool: &PgPool,
+    id: Uuid,
+    token: &NewPushToken,
+) -> Result<TokenAdded, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Lock the user so concurrent registrations count tokens one at a time.
+    let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Ok(TokenAdded::NoSuchUser);
+    }
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM push_tokens WHERE user_id = $1 AND token <> $2")
+            .bind(id)
+            .bind(token.token.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+    if count >= MAX_PUSH_TOKENS {
+        return Ok(TokenAdded::TooMany);
+    }
+    let moved_from = attach_token(&mut tx, id, token).await?;
+    sqlx::query("UPDATE users SET updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    match get(pool, id).await? {
+        Some(user) => Ok(TokenAdded::Done(user, moved_from)),
+        None => Ok(TokenAdded::NoSuchUser),
+    }
+}
+
+/// Removes `token` from `id`; false when the user had no such token.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn remove_push_token(pool: &PgPool, id: Uuid, token: &str) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM push_tokens WHERE user_id = $1 AND token = $2")
+        .bind(id)
+        .bind(token)
+        .execute(pool)
+        .await?;
+    if result.rows_affected() > 0 {
+        sqlx::query("UPDATE users SET updated_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?;
+    }
+    Ok(result.rows_affected() > 0)
+}
+
+/// Parses a stored platform (the table's CHECK keeps it valid).
+pub fn platform_of(raw: &str) -> Platform {
+    raw.parse().unwrap_or(Platform::Android)
+}

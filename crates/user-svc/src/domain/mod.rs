@@ -1,0 +1,8 @@
+//! Domain types of user-svc, valid by construction: handlers convert request bodies once
+//! ([`NewUser::parse`], [`UserPatch::parse`], ...); nothing below re-validates.
+
+mod user;
+mod values;
+
+pub use user::{Login, NewPushToken, NewUser, PreferencesInput, UserPatch};
+pub use values::{EmailAddress, Password, PushToken, UserName};

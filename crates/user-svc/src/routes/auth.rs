@@ -1,0 +1,85 @@
+//! `POST /api/v1/auth/login`: email + password → a short-lived end-user token.
+
+use actix_web::{web, HttpResponse};
+use anyhow::Context;
+use notify_kit::{auth::TokenUse, ApiError, ApiResponse};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::{db::users as db, domain::Login, SCOPE_USERS_SELF};
+
+/// Request body of the login.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginBody {
+    #[schema(example = "john@example.com")]
+    email: String,
+    #[schema(format = Password)]
+    password: String,
+}
+
+/// A login token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    /// JWT with `token_use = user`, `sub` = the user id and the scope `users:self`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    pub user_id: Uuid,
+}
+
+/// Exchanges credentials for a user token. Unknown email and wrong password answer alike.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in", body = TokenView),
+        (status = 401, description = "Invalid email or password"),
+        (status = 422, description = "A field is missing or unknown")
+    )
+)]
+pub async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let login = Login::parse(&body).map_err(ApiError::Validation)?;
+    let account = db::credentials(&state.pool, &login.email)
+        .await
+        .context("failed to read credentials")?;
+    let (user_id, hash) = match account {
+        Some((id, hash)) => (Some(id), Some(hash)),
+        None => (None, None),
+    };
+    let valid = state
+        .passwords
+        .verify(login.password.into_secret(), hash)
+        .await?;
+    let Some(user_id) = user_id.filter(|_| valid) else {
+        tracing::info!("login refused");
+        return Err(ApiError::Unauthorized("invalid email or password".into()));
+    };
+    let token = state
+        .issuer
+        .issue(
+            &user_id.to_string(),
+            TokenUse::User,
+            &[SCOPE_USERS_SELF],
+            state.user_token_ttl,
+        )
+        .context("failed to sign the token")?;
+    tracing::info!(%user_id, "login succeeded");
+    let view = TokenView {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: state.user_token_ttl.as_secs(),
+        user_id,
+    };
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(view, "logged in")))
+}

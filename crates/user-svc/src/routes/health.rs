@@ -1,0 +1,37 @@
+//! `GET /health`: PostgreSQL is hard, Redis (the directory cache) soft.
+
+use std::time::Duration;
+
+use actix_web::{get, web, HttpResponse};
+use notify_kit::health::{check, HealthReport};
+
+use super::AppState;
+
+/// Readiness with the state of each dependency.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready (Redis may be down: it is only a cache)"),
+        (status = 503, description = "PostgreSQL unreachable")
+    )
+)]
+#[get("/health")]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let postgres = check("postgres", true, Duration::from_secs(2), async {
+        sqlx::query("SELECT 1")
+            .execute(&state.pool)
+            .await
+            .map(|_| ())
+    })
+    .await;
+    let redis = check("redis", false, Duration::from_secs(1), state.cache.ping()).await;
+    HealthReport::new("user-svc", env!("CARGO_PKG_VERSION"), vec![postgres, redis]).into_response()
+}
+
+/// Liveness: the process answers.
+#[get("/health/live")]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(notify_kit::ApiResponse::ok("alive", "alive"))
+}

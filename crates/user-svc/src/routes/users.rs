@@ -1,0 +1,515 @@
+//! `/api/v1/users/...`: create, list, read, change and delete users, their push tokens and
+//! preferences.
+//!
+//! Who may do what: a service token with `users:read` reads any user, with `users:write`
+//! reads and changes any user; an end-user token (`token_use = user`, scope `users:self`)
+//! reads and changes only its own record (any other id answers 404, as if it did not
+//! exist). Creating needs `users:write` unless `APP_OPEN_REGISTRATION` is on.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpResponse};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use notify_kit::{
+    auth::{Caller, TokenUse},
+    pagination::PageRequest,
+    ApiError, ApiResponse, FieldError,
+};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::{
+    db::users::{self as db, TokenAdded, User, Written},
+    domain::{NewPushToken, NewUser, PreferencesInput, PushToken, UserPatch},
+    SCOPE_USERS_READ, SCOPE_USERS_SELF, SCOPE_USERS_WRITE,
+};
+
+/// Request body of `POST /api/v1/users/` (snake_case only; unknown fields are rejected).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateUserBody {
+    /// 1 to 100 characters.
+    #[schema(example = "John Doe")]
+    name: String,
+    /// Unique (case-insensitive).
+    #[schema(example = "john@example.com")]
+    email: String,
+    /// A device token (platform `android`) or `{"token": "...", "platform": "android|ios|web"}`.
+    #[schema(value_type = Object)]
+    push_token: Option<Value>,
+    preferences: PreferencesView,
+    /// 8 to 128 characters; stored as an Argon2id hash, never returned.
+    #[schema(format = Password)]
+    password: String,
+    /// Language tag (default `en`), e.g. `fr`, `pt-BR`.
+    #[schema(example = "en")]
+    language: Option<String>,
+}
+
+/// Request body of `PATCH /api/v1/users/{id}`: any of these, at least one.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PatchUserBody {
+    name: Option<String>,
+    email: Option<String>,
+    language: Option<String>,
+    preferences: Option<PreferencesView>,
+    #[schema(format = Password)]
+    password: Option<String>,
+    /// Required when an end user changes their own password.
+    #[schema(format = Password)]
+    current_password: Option<String>,
+}
+
+/// Request body of `POST /api/v1/users/{id}/push-tokens`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PushTokenBody {
+    token: String,
+    /// `android`, `ios` or `web`.
+    #[schema(example = "android")]
+    platform: String,
+}
+
+/// Whether the user accepts each channel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreferencesView {
+    pub email: bool,
+    pub push: bool,
+}
+
+/// A registered device.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushTokenView {
+    pub token: String,
+    pub platform: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user (never the password or its hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub language: String,
+    pub preferences: PreferencesView,
+    pub push_tokens: Vec<PushTokenView>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a delete answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: Uuid,
+    pub deleted: bool,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            name: u.name,
+            email: u.email,
+            language: u.language,
+            preferences: PreferencesView {
+                email: u.preferences.email,
+                push: u.preferences.push,
+            },
+            push_tokens: u
+                .push_tokens
+                .into_iter()
+                .map(|t| PushTokenView {
+                    platform: db::platform_of(&t.platform).as_str().to_string(),
+                    token: t.token,
+                    created_at: t.created_at,
+                })
+                .collect(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Access {
+    Read,
+    Write,
+}
+
+fn not_found(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("user {id} not found"))
+}
+
+/// Ownership and scopes, before anything is read: a user token naming another user gets
+/// the same 404 as a missing user.
+fn authorize(caller: &Caller, id: Uuid, access: Access) -> Result<(), ApiError> {
+    match caller.token_use {
+        TokenUse::User => {
+            if caller.subject != id.to_string() {
+                return Err(not_found(id));
+            }
+            caller.require(SCOPE_USERS_SELF)
+        }
+        TokenUse::Service => match access {
+            Access::Read if caller.has_scope(SCOPE_USERS_READ) => Ok(()),
+            Access::Read if caller.has_scope(SCOPE_USERS_WRITE) => Ok(()),
+            Access::Read => caller.require(SCOPE_USERS_READ),
+            Access::Write => caller.require(SCOPE_USERS_WRITE),
+        },
+    }
+}
+
+fn email_taken() -> ApiError {
+    ApiError::Conflict("a user with this email already exists".into())
+}
+
+fn ok(user: User, message: &str) -> HttpResponse {
+    HttpResponse::Ok().json(ApiResponse::ok(UserView::from(user), message))
+}
+
+/// Creates a user.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/",
+    tag = "users",
+    request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "Created", body = UserView),
+        (status = 401, description = "Missing or invalid token (unless open registration)"),
+        (status = 403, description = "Token lacks `users:write`"),
+        (status = 409, description = "Email already registered"),
+        (status = 422, description = "Validation failed; `error.details` names each field")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    caller: Result<Caller, ApiError>,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    if !state.open_registration {
+        let caller = caller?;
+        if caller.token_use != TokenUse::Service {
+            return Err(ApiError::Forbidden(
+                "users are created by a service with `users:write`".into(),
+            ));
+        }
+        caller.require(SCOPE_USERS_WRITE)?;
+    }
+    let new_user = NewUser::parse(&body).map_err(ApiError::Validation)?;
+    let id = Uuid::now_v7();
+    let hash = state.passwords.hash(new_user.password.secret()).await?;
+    match db::insert(&state.pool, id, &new_user, &hash)
+        .await
+        .context("failed to store the user")?
+    {
+        Written::Done((user, moved_from)) => {
+            if let Some(previous) = moved_from {
+                state.invalidate(previous).await;
+            }
+            state.invalidate(id).await;
+            tracing::info!(user_id = %id, "user created");
+            Ok(HttpResponse::Created().json(ApiResponse::ok(UserView::from(user), "user created")))
+        }
+        Written::EmailTaken => Err(email_taken()),
+        Written::NotFound => Err(not_found(id)),
+    }
+}
+
+/// Lists users, oldest first (services with `users:read` or `users:write`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/",
+    tag = "users",
+    params(
+        ("page" = Option<u32>, Query, description = "1-based page (default 1)"),
+        ("limit" = Option<u32>, Query, description = "Items per page, 1 to 100 (default 20)")
+    ),
+    responses(
+        (status = 200, description = "A page of users; `meta` has the counts", body = [UserView]),
+        (status = 403, description = "Not a service token with `users:read`"),
+        (status = 422, description = "Bad `page` or `limit`")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    if caller.token_use != TokenUse::Service {
+        return Err(ApiError::Forbidden(
+            "listing users needs a service token with `users:read`".into(),
+        ));
+    }
+    if !caller.has_scope(SCOPE_USERS_WRITE) {
+        caller.require(SCOPE_USERS_READ)?;
+    }
+    let unknown: Vec<FieldError> = query
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "page" | "limit"))
+        .map(|k| FieldError::new(k.clone(), "unknown query parameter; expected page, limit"))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Validation(unknown));
+    }
+    let page = PageRequest::parse(
+        query.get("page").map(String::as_str),
+        query.get("limit").map(String::as_str),
+    )
+    .map_err(ApiError::Validation)?;
+    let (users, total) = db::list(&state.pool, page.offset(), page.limit_i64())
+        .await
+        .context("failed to list users")?;
+    let views: Vec<UserView> = users.into_iter().map(UserView::from).collect();
+    Ok(HttpResponse::Ok().json(ApiResponse::page(views, "users", page.meta(total))))
+}
+
+/// A user (its own record for a user token).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 401, description = "Missing or invalid token"),
+        (status = 403, description = "Token lacks the scope"),
+        (status = 404, description = "No such user (or not yours)")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    authorize(&caller, id, Access::Read)?;
+    let user = db::get(&state.pool, id)
+        .await
+        .context("failed to read the user")?
+        .ok_or_else(|| not_found(id))?;
+    Ok(ok(user, "user found"))
+}
+
+/// Changes some fields of a user. An end user changing their password must send
+/// `current_password`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = PatchUserBody,
+    responses(
+        (status = 200, description = "The changed user", body = UserView),
+        (status = 404, description = "No such user (or not yours)"),
+        (status = 409, description = "Email already registered"),
+        (status = 422, description = "Validation failed")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn patch(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    authorize(&caller, id, Access::Write)?;
+    let patch = UserPatch::parse(&body).map_err(ApiError::Validation)?;
+    let new_hash = match &patch.password {
+        None => None,
+        Some(password) => {
+            if caller.token_use == TokenUse::User {
+                let current = patch.current_password.as_ref().ok_or_else(|| {
+                    ApiError::field("current_password", "is required to change the password")
+                })?;
+                let stored = db::password_hash(&state.pool, id)
+                    .await
+                    .context("failed to read the password hash")?
+                    .ok_or_else(|| not_found(id))?;
+                if !state
+                    .passwords
+                    .verify(current.secret(), Some(stored))
+                    .await?
+                {
+                    return Err(ApiError::field(
+                        "current_password",
+                        "does not match the current password",
+                    ));
+                }
+            }
+            Some(state.passwords.hash(password.secret()).await?)
+        }
+    };
+    match db::update(&state.pool, id, &patch, new_hash.as_deref())
+        .await
+        .context("failed to update the user")?
+    {
+        Written::Done(user) => {
+            state.invalidate(id).await;
+            tracing::info!(user_id = %id, "user updated");
+            Ok(ok(user, "user updated"))
+        }
+        Written::EmailTaken => Err(email_taken()),
+        Written::NotFound => Err(not_found(id)),
+    }
+}
+
+/// Deletes a user and its push tokens (for good: later lookups answer 404).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = 404, description = "No such user (or not yours)")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    authorize(&caller, id, Access::Write)?;
+    if !db::delete(&state.pool, id)
+        .await
+        .context("failed to delete the user")?
+    {
+        return Err(not_found(id));
+    }
+    state.invalidate(id).await;
+    tracing::info!(user_id = %id, "user deleted");
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(
+        Deleted { id, deleted: true },
+        "user deleted",
+    )))
+}
+
+/// Registers a device token (moving it from another user if it was theirs).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{id}/push-tokens",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = PushTokenBody,
+    responses(
+        (status = 201, description = "Registered; the user with all its tokens", body = UserView),
+        (status = 404, description = "No such user (or not yours)"),
+        (status = 422, description = "Validation failed, or too many tokens")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn add_push_token(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    authorize(&caller, id, Access::Write)?;
+    let token = NewPushToken::parse(&body).map_err(ApiError::Validation)?;
+    match db::add_push_token(&state.pool, id, &token)
+        .await
+        .context("failed to register the push token")?
+    {
+        TokenAdded::Done(user, moved_from) => {
+            if let Some(previous) = moved_from {
+                state.invalidate(previous).await;
+            }
+            state.invalidate(id).await;
+            tracing::info!(user_id = %id, platform = token.platform.as_str(), "push token registered");
+            Ok(HttpResponse::Created().json(ApiResponse::ok(
+                UserView::from(user),
+                "push token registered",
+            )))
+        }
+        TokenAdded::NoSuchUser => Err(not_found(id)),
+        TokenAdded::TooMany => Err(ApiError::field(
+            "token",
+            format!(
+                "a user may register at most {} push tokens; delete one first",
+                db::MAX_PUSH_TOKENS
+            ),
+        )),
+    }
+}
+
+/// Removes a device token.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}/push-tokens/{token}",
+    tag = "users",
+    params(
+        ("id" = Uuid, Path, description = "User id"),
+        ("token" = String, Path, description = "The device token")
+    ),
+    responses(
+        (status = 200, description = "Removed; the user with its remaining tokens", body = UserView),
+        (status = 404, description = "No such user or token (or not yours)")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn remove_push_token(
+    caller: Caller,
+    path: web::Path<(Uuid, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, raw_token) = path.into_inner();
+    authorize(&caller, id, Access::Write)?;
+    let no_token = || ApiError::NotFound("no such push token for this user".into());
+    let token = PushToken::parse(&raw_token).map_err(|_| no_token())?;
+    if !db::remove_push_token(&state.pool, id, token.as_str())
+        .await
+        .context("failed to remove the push token")?
+    {
+        return Err(no_token());
+    }
+    state.invalidate(id).await;
+    let user = db::get(&state.pool, id)
+        .await
+        .context("failed to read the user")?
+        .ok_or_else(|| not_found(id))?;
+    Ok(ok(user, "push token removed"))
+}
+
+/// Sets the channel preferences.
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{id}/preferences",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = PreferencesView,
+    responses(
+        (status = 200, description = "The user with its new preferences", body = UserView),
+        (status = 404, description = "No such user (or not yours)"),
+        (status = 422, description = "Validation failed")
+    ),
+    security(("bearer" = []))
+)]
+pub async fn set_preferences(
+    caller: Caller,
+    path: web::Path<Uuid>,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    authorize(&caller, id, Access::Write)?;
+    let preferences = PreferencesInput::parse(&body).map_err(ApiError::Validation)?;
+    let user = db::set_preferences(&state.pool, id, preferences.0)
+        .await
+        .context("failed to set the preferences")?
+        .ok_or_else(|| not_found(id))?;
+    state.invalidate(id).await;
+    Ok(ok(user, "preferences updated"))
+}
