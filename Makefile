@@ -66,3 +66,19 @@ up:
 ## down: stop and remove the compose stack (volumes are kept; add -v by hand to drop them)
 down:
 	docker compose down
+
+## bench: release builds of what the benchmark runs, the local stack, then every scenario
+## (gateway, relay, e2e, soak: under 15 minutes on 2 cores; the first release build takes
+## longer) → bench/results/<timestamp>.json, latest.json, latest.md, latency.png.
+## Extra arguments: make bench BENCH_ARGS="--quick" (or "e2e --long", "gateway", …)
+BENCH_ARGS ?=
+bench:
+	cargo build --release -p gateway -p outbox-relay -p email-worker -p status-projector -p user-svc -p template-svc -p smtp-sink -p bench
+	bash deploy/local/stack.sh up
+	"$(CARGO_TARGET_DIR)/release/bench" $(if $(BENCH_ARGS),$(BENCH_ARGS),all)
+
+## bench-report: render bench/results/latest.json again as latest.md and latency.png
+.PHONY: bench-report
+bench-report:
+	cargo build --release -p bench
+	"$(CARGO_TARGET_DIR)/release/bench" report

@@ -11,6 +11,11 @@ RIVVEN_BIN="$RIVVEN_ROOT/bin/rivven-schema"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$NOTIFY_CACHE/target}"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="${NOTIFY_RUN_DIR:-$REPO_ROOT/.run}"
-KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
-SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081}"
+# A stack is named so that the test suite can run its own (fresh, on other ports) beside
+# the one `make run` keeps.
+STACK_NAME="${STACK_NAME:-dev}"
+BROKER_PORT="${BROKER_PORT:-9092}"
+REGISTRY_PORT="${REGISTRY_PORT:-8081}"
+KAFKA_BOOTSTRAP="127.0.0.1:$BROKER_PORT"
+SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT"
 SMTP_PORT="${SMTP_PORT:-2525}"

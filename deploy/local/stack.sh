@@ -11,14 +11,15 @@
 # Logs and pids go to $RUN_DIR (.run/ in the repo, git-ignored).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-mkdir -p "$RUN_DIR/logs" "$RUN_DIR/pids" "$RUN_DIR/tansu"
+TANSU_DIR="$RUN_DIR/tansu-$STACK_NAME"
+mkdir -p "$RUN_DIR/logs" "$RUN_DIR/pids" "$TANSU_DIR"
 
 log() { echo "[stack] $*"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 pid_alive() { # name
-  local f="$RUN_DIR/pids/$1.pid"
+  local f="$RUN_DIR/pids/$1-$STACK_NAME.pid"
   [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
 }
 
@@ -36,33 +37,33 @@ wait_until() { # description timeout_s command...
 registry_ready() { curl -fsS "$SCHEMA_REGISTRY_URL/subjects" >/dev/null 2>&1; }
 
 start_broker() {
-  if port_open 9092; then log "broker already listening on $KAFKA_BOOTSTRAP"; return 0; fi
-  log "starting tansu $TANSU_VERSION (SQLite storage in $RUN_DIR/tansu)"
-  (cd "$RUN_DIR/tansu" && nohup "$TANSU_BIN" broker \
-      --listener-url tcp://127.0.0.1:9092 \
-      --advertised-listener-url tcp://127.0.0.1:9092 \
+  if port_open "$BROKER_PORT"; then log "broker already listening on $KAFKA_BOOTSTRAP"; return 0; fi
+  log "starting tansu $TANSU_VERSION on $KAFKA_BOOTSTRAP (SQLite storage in $TANSU_DIR)"
+  (cd "$TANSU_DIR" && nohup "$TANSU_BIN" broker \
+      --listener-url "tcp://$KAFKA_BOOTSTRAP" \
+      --advertised-listener-url "tcp://$KAFKA_BOOTSTRAP" \
       --storage-engine sqlite://tansu.db \
-      >>"$RUN_DIR/logs/tansu.log" 2>&1 &
-   echo $! >"$RUN_DIR/pids/tansu.pid")
-  wait_until "the broker on 9092" 60 port_open 9092
+      >>"$RUN_DIR/logs/tansu-$STACK_NAME.log" 2>&1 &
+   echo $! >"$RUN_DIR/pids/tansu-$STACK_NAME.pid")
+  wait_until "the broker on $BROKER_PORT" 60 port_open "$BROKER_PORT"
 }
 
 start_registry() {
   if registry_ready; then log "registry already answering at $SCHEMA_REGISTRY_URL"; return 0; fi
-  log "starting rivven-schema $RIVVEN_SCHEMA_VERSION (in-memory)"
-  nohup "$RIVVEN_BIN" serve --host 127.0.0.1 --port 8081 >>"$RUN_DIR/logs/registry.log" 2>&1 &
-  echo $! >"$RUN_DIR/pids/registry.pid"
-  wait_until "the registry on 8081" 60 registry_ready
+  log "starting rivven-schema $RIVVEN_SCHEMA_VERSION on $SCHEMA_REGISTRY_URL (in-memory)"
+  nohup "$RIVVEN_BIN" serve --host 127.0.0.1 --port "$REGISTRY_PORT" >>"$RUN_DIR/logs/registry-$STACK_NAME.log" 2>&1 &
+  echo $! >"$RUN_DIR/pids/registry-$STACK_NAME.pid"
+  wait_until "the registry on $REGISTRY_PORT" 60 registry_ready
 }
 
 register_schemas() {
   # The deploy step: compatibility + every contract in a fixed order (stable ids).
   log "registering schemas"
-  cargo run -q -p notify-schemas --bin register-schemas
+  SCHEMA_REGISTRY_URL="$SCHEMA_REGISTRY_URL" cargo run -q -p notify-schemas --bin register-schemas
 }
 
 stop_one() { # name
-  local f="$RUN_DIR/pids/$1.pid"
+  local f="$RUN_DIR/pids/$1-$STACK_NAME.pid"
   if pid_alive "$1"; then
     log "stopping $1"
     kill "$(cat "$f")" 2>/dev/null || true
@@ -86,6 +87,12 @@ case "${1:-up}" in
     stop_one registry
     stop_one tansu
     ;;
+  wipe)
+    # Stops the stack and deletes its broker data (the test stack starts from nothing).
+    stop_one registry
+    stop_one tansu
+    rm -rf "$TANSU_DIR"
+    ;;
   restart-registry)
     stop_one registry
     start_registry
@@ -95,8 +102,8 @@ case "${1:-up}" in
   start-broker) start_broker ;;
   status)
     for n in tansu registry; do
-      if pid_alive $n; then echo "$n: running (pid $(cat "$RUN_DIR/pids/$n.pid"))"; else echo "$n: stopped"; fi
+      if pid_alive $n; then echo "$n: running (pid $(cat "$RUN_DIR/pids/$n-$STACK_NAME.pid"))"; else echo "$n: stopped"; fi
     done
     ;;
-  *) echo "usage: $0 up|down|status|restart-registry|stop-broker|start-broker" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|wipe|status|restart-registry|stop-broker|start-broker" >&2; exit 2 ;;
 esac

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: builds the workspace, starts the local stack if it is not running (and stops
-# it again afterwards), then runs every test against the real servers.
+# `make test`: builds the workspace, starts a fresh broker and registry of its own (ports
+# 19092/18081, wiped afterwards), then runs every test against the real servers
+# (PostgreSQL and Redis on 127.0.0.1 are the machine's).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
@@ -9,14 +10,14 @@ bash deploy/local/install-tools.sh
 echo "[test] building the workspace (binaries are needed by the process-level tests)"
 cargo build --workspace --bins --tests
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-started_here=0
-if ! port_open 9092 || ! curl -fsS "$SCHEMA_REGISTRY_URL/subjects" >/dev/null 2>&1; then
-  started_here=1
-fi
+# The tests get a stack of their own, fresh for every run, on other ports than the one
+# `make run` keeps (so a developer's pipeline and the tests never disturb each other).
+export STACK_NAME=test BROKER_PORT="${TEST_BROKER_PORT:-19092}" REGISTRY_PORT="${TEST_REGISTRY_PORT:-18081}"
+source deploy/local/env.sh
+bash deploy/local/stack.sh wipe
 bash deploy/local/stack.sh up
-cleanup() { if [ "$started_here" = 1 ]; then bash deploy/local/stack.sh down; fi; }
-trap cleanup EXIT
+trap 'bash deploy/local/stack.sh wipe' EXIT
+export TEST_KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" TEST_SCHEMA_REGISTRY_URL="$SCHEMA_REGISTRY_URL"
 
 # Test databases from earlier runs.
 psql -h 127.0.0.1 -U postgres -d postgres -Atc \

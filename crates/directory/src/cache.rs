@@ -45,12 +45,7 @@ pub mod keys {
     }
 
     /// `{prefix}dir:tpl:{code}:g{generation}:{lang}`
-    pub fn template_entry(
-        prefix: &str,
-        code: &TemplateCode,
-        generation: u64,
-        language: &Language,
-    ) -> String {
+    pub fn template_entry(prefix: &str, code: &TemplateCode, generation: u64, language: &Language) -> String {
         format!("{prefix}dir:tpl:{code}:g{generation}:{language}")
     }
 }
@@ -105,8 +100,8 @@ pub(crate) struct Generation(pub(crate) u64);
 impl Cache {
     /// A cache on the Redis at `settings.redis_url` (not contacted until first use).
     pub fn new(settings: &CacheSettings) -> Result<Self, CacheError> {
-        let client = redis::Client::open(settings.redis_url.expose())
-            .map_err(|e| CacheError::InvalidUrl(e.to_string()))?;
+        let client =
+            redis::Client::open(settings.redis_url.expose()).map_err(|e| CacheError::InvalidUrl(e.to_string()))?;
         Ok(Self {
             inner: Some(Arc::new(Inner {
                 client,
@@ -141,9 +136,7 @@ impl Cache {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             if paused.is_some_and(|until| Instant::now() < until) {
-                return Err(CacheError::Unreachable(
-                    "skipped after a recent failure".into(),
-                ));
+                return Err(CacheError::Unreachable("skipped after a recent failure".into()));
             }
         }
         let config = ConnectionManagerConfig::new()
@@ -164,8 +157,7 @@ impl Cache {
                 *inner
                     .paused_until
                     .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-                    Some(Instant::now() + RECONNECT_PAUSE);
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now() + RECONNECT_PAUSE);
                 let reason = match failed {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no connection within {:?}", inner.op_timeout),
@@ -191,11 +183,9 @@ impl Cache {
 
     /// `PING`, for health reports.
     pub async fn ping(&self) -> Result<(), CacheError> {
-        self.run(
-            |mut conn, _| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
-        )
-        .await
-        .map(|_| ())
+        self.run(|mut conn, _| async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
+            .await
+            .map(|_| ())
     }
 
     async fn bump(&self, key: String) -> Result<(), CacheError> {
@@ -216,8 +206,7 @@ impl Cache {
         if self.inner.is_none() {
             return Ok(());
         }
-        self.bump(keys::user_generation(self.prefix(), user_id))
-            .await
+        self.bump(keys::user_generation(self.prefix(), user_id)).await
     }
 
     /// Drops every cached language of `code` (call after every committed change).
@@ -225,8 +214,7 @@ impl Cache {
         if self.inner.is_none() {
             return Ok(());
         }
-        self.bump(keys::template_generation(self.prefix(), code))
-            .await
+        self.bump(keys::template_generation(self.prefix(), code)).await
     }
 
     fn caching(&self) -> bool {
@@ -314,10 +302,7 @@ mod tests {
             keys::user_entry("", id, 3),
             "dir:user:00000000-0000-0000-0000-000000000000:g3"
         );
-        assert_eq!(
-            keys::template_generation("", &code),
-            "dir:tpl:welcome_email:gen"
-        );
+        assert_eq!(keys::template_generation("", &code), "dir:tpl:welcome_email:gen");
         assert_eq!(
             keys::template_entry("x.", &code, 7, &lang),
             "x.dir:tpl:welcome_email:g7:pt-BR"

@@ -59,18 +59,12 @@ impl ServiceClient {
     }
 
     /// `GET {base}{path}`: `Ok(None)` on 404, the envelope's `data` on 2xx.
-    pub(crate) async fn get<T: DeserializeOwned>(
-        &self,
-        path: &str,
-    ) -> Result<Option<T>, DirectoryError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, DirectoryError> {
         let service = self.service;
-        let token = self
-            .tokens
-            .token()
-            .map_err(|e| DirectoryError::Unauthorized {
-                service,
-                reason: format!("no service token: {e:#}"),
-            })?;
+        let token = self.tokens.token().map_err(|e| DirectoryError::Unauthorized {
+            service,
+            reason: format!("no service token: {e:#}"),
+        })?;
         let response = self
             .http
             .get(format!("{}{path}", self.base))
@@ -86,13 +80,10 @@ impl ServiceClient {
                 },
             })?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| DirectoryError::Unavailable {
-                service,
-                reason: format!("reading the answer failed: {e}"),
-            })?;
+        let body = response.bytes().await.map_err(|e| DirectoryError::Unavailable {
+            service,
+            reason: format!("reading the answer failed: {e}"),
+        })?;
         let message = || {
             serde_json::from_slice::<ErrorEnvelope>(&body)
                 .map(|e| e.message)
@@ -100,30 +91,24 @@ impl ServiceClient {
         };
         match status {
             s if s.is_success() => {
-                let envelope: Envelope<T> =
-                    serde_json::from_slice(&body).map_err(|e| DirectoryError::Invalid {
-                        service,
-                        reason: format!("undecodable answer: {e}"),
-                    })?;
-                envelope
-                    .data
-                    .map(Some)
-                    .ok_or_else(|| DirectoryError::Invalid {
-                        service,
-                        reason: format!("answer without data: {}", envelope.message),
-                    })
+                let envelope: Envelope<T> = serde_json::from_slice(&body).map_err(|e| DirectoryError::Invalid {
+                    service,
+                    reason: format!("undecodable answer: {e}"),
+                })?;
+                envelope.data.map(Some).ok_or_else(|| DirectoryError::Invalid {
+                    service,
+                    reason: format!("answer without data: {}", envelope.message),
+                })
             }
             StatusCode::NOT_FOUND => Ok(None),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(DirectoryError::Unauthorized {
                 service,
                 reason: format!("{status}: {}", message()),
             }),
-            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
-                Err(DirectoryError::Unavailable {
-                    service,
-                    reason: format!("{status}: {}", message()),
-                })
-            }
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => Err(DirectoryError::Unavailable {
+                service,
+                reason: format!("{status}: {}", message()),
+            }),
             _ => Err(DirectoryError::Invalid {
                 service,
                 reason: format!("{status}: {}", message()),

@@ -72,20 +72,15 @@ impl TemplateDirectory {
         language: &Language,
     ) -> Result<Option<ResolvedTemplate>, DirectoryError> {
         let prefix = self.cache.prefix().to_string();
-        let generation = self
-            .cache
-            .generation(keys::template_generation(&prefix, code))
-            .await;
+        let generation = self.cache.generation(keys::template_generation(&prefix, code)).await;
         if let Some(g) = generation {
             let key = keys::template_entry(&prefix, code, g.0, language);
             if let Some(hit) = self.cache.get_json::<ResolvedTemplate>(key).await {
-                metrics::counter!("directory_lookups_total", "kind" => "template", "result" => "hit")
-                    .increment(1);
+                metrics::counter!("directory_lookups_total", "kind" => "template", "result" => "hit").increment(1);
                 return Ok(Some(hit));
             }
         }
-        metrics::counter!("directory_lookups_total", "kind" => "template", "result" => "miss")
-            .increment(1);
+        metrics::counter!("directory_lookups_total", "kind" => "template", "result" => "miss").increment(1);
         let Some(view) = self
             .client
             .get::<TemplateView>(&format!("/api/v1/templates/{code}?lang={language}"))
@@ -113,10 +108,7 @@ impl TemplateDirectory {
         };
         if let Some(g) = generation {
             self.cache
-                .put_json(
-                    keys::template_entry(&prefix, code, g.0, language),
-                    &resolved,
-                )
+                .put_json(keys::template_entry(&prefix, code, g.0, language), &resolved)
                 .await;
         }
         Ok(Some(resolved))

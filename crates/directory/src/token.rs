@@ -24,9 +24,7 @@ impl std::fmt::Debug for TokenSource {
 impl TokenSource {
     /// Calls `f` for every request (it may cache on its own).
     pub fn from_fn(f: impl Fn() -> anyhow::Result<String> + Send + Sync + 'static) -> Self {
-        Self {
-            produce: Arc::new(f),
-        }
+        Self { produce: Arc::new(f) }
     }
 
     /// Always the same token (short-lived processes, tests).
@@ -42,9 +40,7 @@ impl TokenSource {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         let current: Mutex<Option<(String, Instant)>> = Mutex::new(None);
         Self::from_fn(move || {
-            let mut slot = current
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut slot = current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if let Some((token, renew_at)) = slot.as_ref() {
                 if Instant::now() < *renew_at {
                     return Ok(token.clone());

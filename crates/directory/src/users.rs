@@ -115,25 +115,16 @@ impl UserDirectory {
     #[tracing::instrument(skip_all, fields(user_id = %user_id))]
     pub async fn get(&self, user_id: Uuid) -> Result<Option<Recipient>, DirectoryError> {
         let prefix = self.cache.prefix().to_string();
-        let generation = self
-            .cache
-            .generation(keys::user_generation(&prefix, user_id))
-            .await;
+        let generation = self.cache.generation(keys::user_generation(&prefix, user_id)).await;
         if let Some(g) = generation {
             let key = keys::user_entry(&prefix, user_id, g.0);
             if let Some(hit) = self.cache.get_json::<Recipient>(key).await {
-                metrics::counter!("directory_lookups_total", "kind" => "user", "result" => "hit")
-                    .increment(1);
+                metrics::counter!("directory_lookups_total", "kind" => "user", "result" => "hit").increment(1);
                 return Ok(Some(hit));
             }
         }
-        metrics::counter!("directory_lookups_total", "kind" => "user", "result" => "miss")
-            .increment(1);
-        let Some(view) = self
-            .client
-            .get::<UserView>(&format!("/api/v1/users/{user_id}"))
-            .await?
-        else {
+        metrics::counter!("directory_lookups_total", "kind" => "user", "result" => "miss").increment(1);
+        let Some(view) = self.client.get::<UserView>(&format!("/api/v1/users/{user_id}")).await? else {
             return Ok(None);
         };
         if view.id != user_id {

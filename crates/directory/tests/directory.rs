@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use notify_directory::{
-    keys, Cache, CacheSettings, DirectoryError, Platform, TemplateDirectory, TokenSource,
-    UserDirectory, SCOPE_TEMPLATES_READ, SCOPE_USERS_READ,
+    keys, Cache, CacheSettings, DirectoryError, Platform, TemplateDirectory, TokenSource, UserDirectory,
+    SCOPE_TEMPLATES_READ, SCOPE_USERS_READ,
 };
 use notify_kit::settings::SecretUrl;
 use notify_templates::{Channel, Language, TemplateCode, TemplateContent};
@@ -109,13 +109,7 @@ impl Services {
         TemplateDirectory::new(&self.templates_base, worker_tokens(), self.cache()).unwrap()
     }
 
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        url: String,
-        scope: &str,
-        body: Option<Value>,
-    ) -> Value {
+    async fn send(&self, method: reqwest::Method, url: String, scope: &str, body: Option<Value>) -> Value {
         let mut req = self
             .http
             .request(method, url)
@@ -181,10 +175,7 @@ impl Services {
     async fn publish(&self, subject: &str) {
         self.send(
             reqwest::Method::POST,
-            format!(
-                "{}/api/v1/templates/welcome_email/versions",
-                self.templates_base
-            ),
+            format!("{}/api/v1/templates/welcome_email/versions", self.templates_base),
             "templates:write",
             Some(json!({"content": {
                 "en": {"subject": subject, "text_body": "t", "html_body": "h"},
@@ -262,10 +253,7 @@ async fn a_change_through_user_svc_is_seen_by_the_next_lookup() {
     let s = spawn_services().await;
     let id = s.create_user("bob@example.com").await;
     let users = s.users();
-    assert_eq!(
-        users.get(id).await.unwrap().unwrap().email,
-        "bob@example.com"
-    );
+    assert_eq!(users.get(id).await.unwrap().unwrap().email, "bob@example.com");
 
     s.patch_user(
         id,
@@ -325,10 +313,7 @@ async fn a_redis_outage_does_not_fail_lookups() {
     })
     .unwrap();
     let users = UserDirectory::new(&s.users_base, worker_tokens(), down.clone()).unwrap();
-    assert_eq!(
-        users.get(id).await.unwrap().unwrap().email,
-        "noredis@example.com"
-    );
+    assert_eq!(users.get(id).await.unwrap().unwrap().email, "noredis@example.com");
     assert!(down.ping().await.is_err());
     assert!(
         down.invalidate_user(id).await.is_err(),
@@ -348,10 +333,7 @@ async fn a_token_without_the_scope_is_unauthorized_not_retryable() {
     )
     .unwrap();
     let err = users.get(Uuid::new_v4()).await.unwrap_err();
-    assert!(
-        matches!(err, DirectoryError::Unauthorized { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, DirectoryError::Unauthorized { .. }), "{err:?}");
     assert!(!err.is_retryable());
     let broken = UserDirectory::new(
         &s.users_base,
@@ -394,28 +376,13 @@ async fn publishing_a_version_invalidates_every_cached_language() {
     s.create_template().await;
     let templates = s.templates();
     for l in ["en", "pt-BR", "pt"] {
-        assert_eq!(
-            templates
-                .get(&code(), &lang(l))
-                .await
-                .unwrap()
-                .unwrap()
-                .version,
-            1
-        );
+        assert_eq!(templates.get(&code(), &lang(l)).await.unwrap().unwrap().version, 1);
     }
-    let before = s
-        .generation(keys::template_generation(&s.prefix, &code()))
-        .await;
+    let before = s.generation(keys::template_generation(&s.prefix, &code())).await;
     let cached: Option<String> = s
         .redis()
         .await
-        .get(keys::template_entry(
-            &s.prefix,
-            &code(),
-            before,
-            &lang("pt-BR"),
-        ))
+        .get(keys::template_entry(&s.prefix, &code(), before, &lang("pt-BR")))
         .await
         .unwrap();
     assert!(cached.is_some());
@@ -427,8 +394,7 @@ async fn publishing_a_version_invalidates_every_cached_language() {
         assert_eq!(subject(&t.content), "Version two");
     }
     assert_eq!(
-        s.generation(keys::template_generation(&s.prefix, &code()))
-            .await,
+        s.generation(keys::template_generation(&s.prefix, &code())).await,
         before + 1
     );
 }
@@ -448,16 +414,8 @@ async fn a_lookup_that_raced_a_change_cannot_poison_the_cache() {
         "user_id": id, "email": "race@example.com", "push_tokens": [],
         "preferences": {"email": true, "push": true}, "language": "en"
     });
-    let _: () = s
-        .redis()
-        .await
-        .set(&stale_key, stale.to_string())
-        .await
-        .unwrap();
-    assert_eq!(
-        users.get(id).await.unwrap().unwrap().email,
-        "new@example.com"
-    );
+    let _: () = s.redis().await.set(&stale_key, stale.to_string()).await.unwrap();
+    assert_eq!(users.get(id).await.unwrap().unwrap().email, "new@example.com");
 }
 
 // ---------------------------------------------------------------- failure classes
@@ -512,13 +470,8 @@ async fn a_service_that_does_not_answer_in_time_is_unavailable() {
             held.push(socket);
         }
     });
-    let templates = TemplateDirectory::with_timeout(
-        &base,
-        worker_tokens(),
-        Cache::disabled(),
-        Duration::from_millis(200),
-    )
-    .unwrap();
+    let templates =
+        TemplateDirectory::with_timeout(&base, worker_tokens(), Cache::disabled(), Duration::from_millis(200)).unwrap();
     let err = templates.get(&code(), &lang("en")).await.unwrap_err();
     assert!(matches!(err, DirectoryError::Unavailable { .. }), "{err:?}");
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use notify_directory::DirectorySettings;
 use notify_kit::{
     auth::AuthSettings,
     settings,
@@ -29,6 +30,10 @@ pub struct Settings {
     pub http_workers: usize,
     /// JWT verification (`APP_JWT_*`).
     pub auth: AuthSettings,
+    /// Where user-svc and template-svc are (`APP_USER_SVC_URL`, `APP_TEMPLATE_SVC_URL`, cache
+    /// `APP_REDIS_URL`…), to reject unknown users and templates up front. `None` when
+    /// `APP_VALIDATE_REFERENCES=false`.
+    pub directory: Option<DirectorySettings>,
 }
 
 impl Settings {
@@ -42,16 +47,18 @@ impl Settings {
             )),
             database_max_connections: settings::parse("APP_DATABASE_MAX_CONNECTIONS", 16)?,
             run_migrations: settings::parse("APP_RUN_MIGRATIONS", true)?,
-            idempotency_ttl: Duration::from_secs(settings::parse(
-                "APP_IDEMPOTENCY_TTL_SECS",
-                86_400,
-            )?),
+            idempotency_ttl: Duration::from_secs(settings::parse("APP_IDEMPOTENCY_TTL_SECS", 86_400)?),
             max_body_bytes: settings::parse("APP_MAX_BODY_BYTES", 64 * 1024)?,
             http_workers: settings::parse(
                 "APP_HTTP_WORKERS",
                 std::thread::available_parallelism().map_or(2, usize::from),
             )?,
             auth: AuthSettings::from_env()?,
+            directory: if settings::parse("APP_VALIDATE_REFERENCES", true)? {
+                Some(DirectorySettings::from_env()?)
+            } else {
+                None
+            },
         })
     }
 }

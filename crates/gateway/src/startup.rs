@@ -9,7 +9,7 @@ use notify_kit::auth::JwtVerifier;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    routes::{health, notifications, openapi, AppState},
+    routes::{health, notifications, openapi, status, AppState},
     settings::Settings,
 };
 
@@ -23,12 +23,9 @@ pub struct Application {
 impl Application {
     /// Connects to PostgreSQL, runs migrations and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = notify_store::connect(
-            settings.database_url.expose(),
-            settings.database_max_connections,
-        )
-        .await
-        .with_context(|| format!("database {}", settings.database_url))?;
+        let pool = notify_store::connect(settings.database_url.expose(), settings.database_max_connections)
+            .await
+            .with_context(|| format!("database {}", settings.database_url))?;
         if settings.run_migrations {
             notify_store::migrate(&pool).await?;
         }
@@ -36,9 +33,20 @@ impl Application {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("failed to bind {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
+        let references = match &settings.directory {
+            Some(d) => {
+                let issuer = notify_kit::auth::JwtIssuer::new(&settings.auth)
+                    .context("cannot sign the gateway's service token for user-svc/template-svc")?;
+                Some(std::sync::Arc::new(crate::domain::references::References::new(
+                    d, issuer,
+                )?))
+            }
+            None => None,
+        };
         let state = AppState {
             pool: pool.clone(),
             idempotency_ttl: settings.idempotency_ttl,
+            references,
         };
         let sweeper = CancellationToken::new();
         tokio::spawn(sweep_idempotency_keys(pool, sweeper.clone()));
@@ -58,17 +66,15 @@ impl Application {
                         .route("/", web::post().to(notifications::create))
                         .route("/{id}", web::get().to(notifications::get)),
                 )
+                .route("/api/v1/{channel}/status/", web::post().to(status::report))
+                .route("/api/v1/{channel}/status", web::post().to(status::report))
                 .default_service(web::to(notify_kit::http::not_found))
         })
         .workers(settings.http_workers.max(1))
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
-        Ok(Self {
-            port,
-            server,
-            sweeper,
-        })
+        Ok(Self { port, server, sweeper })
     }
 
     pub fn port(&self) -> u16 {

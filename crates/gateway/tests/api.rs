@@ -31,6 +31,7 @@ async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         max_body_bytes: 16 * 1024,
         http_workers: 2,
         auth: test_support::auth_settings(),
+        directory: None,
     };
     configure(&mut settings);
     let app = Application::build(settings).await.expect("gateway builds");
@@ -82,14 +83,12 @@ impl TestApp {
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
-        let json =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
         (status, headers, json)
     }
 
     async fn post(&self, token: Option<&str>, body: &Value) -> (StatusCode, HeaderMap, Value) {
-        self.post_raw(token, body.to_string().into(), "application/json")
-            .await
+        self.post_raw(token, body.to_string().into(), "application/json").await
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
@@ -135,12 +134,7 @@ async fn a_request_without_a_token_is_unauthorized() {
 async fn an_expired_token_is_unauthorized() {
     let app = spawn_app().await;
     let issuer = test_support::issuer();
-    let mut claims = issuer.claims(
-        "billing",
-        TokenUse::Service,
-        &[SCOPE_SEND],
-        Duration::from_secs(60),
-    );
+    let mut claims = issuer.claims("billing", TokenUse::Service, &[SCOPE_SEND], Duration::from_secs(60));
     claims.exp = chrono_now() - 600;
     let token = issuer.sign(&claims).unwrap();
     let (status, _, v) = app.post(Some(&token), &body("r1")).await;
@@ -152,16 +146,9 @@ async fn an_expired_token_is_unauthorized() {
 async fn a_token_not_yet_valid_is_unauthorized() {
     let app = spawn_app().await;
     let issuer = test_support::issuer();
-    let mut claims = issuer.claims(
-        "billing",
-        TokenUse::Service,
-        &[SCOPE_SEND],
-        Duration::from_secs(3600),
-    );
+    let mut claims = issuer.claims("billing", TokenUse::Service, &[SCOPE_SEND], Duration::from_secs(3600));
     claims.nbf = Some(chrono_now() + 600);
-    let (status, _, v) = app
-        .post(Some(&issuer.sign(&claims).unwrap()), &body("r1"))
-        .await;
+    let (status, _, v) = app.post(Some(&issuer.sign(&claims).unwrap()), &body("r1")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(v["message"], "token is not valid yet (nbf)");
 }
@@ -176,17 +163,9 @@ fn chrono_now() -> i64 {
 #[tokio::test]
 async fn a_token_signed_with_the_wrong_key_is_unauthorized() {
     let app = spawn_app().await;
-    let other = JwtIssuer::new(&AuthSettings::hs256(
-        "not-the-gateway-secret-not-the-gateway",
-    ))
-    .unwrap();
+    let other = JwtIssuer::new(&AuthSettings::hs256("not-the-gateway-secret-not-the-gateway")).unwrap();
     let token = other
-        .issue(
-            "billing",
-            TokenUse::Service,
-            &[SCOPE_SEND],
-            Duration::from_secs(60),
-        )
+        .issue("billing", TokenUse::Service, &[SCOPE_SEND], Duration::from_secs(60))
         .unwrap();
     let (status, _, v) = app.post(Some(&token), &body("r1")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -196,12 +175,7 @@ async fn a_token_signed_with_the_wrong_key_is_unauthorized() {
 #[tokio::test]
 async fn an_unsigned_alg_none_token_is_unauthorized() {
     let app = spawn_app().await;
-    let claims = test_support::issuer().claims(
-        "billing",
-        TokenUse::Service,
-        &[SCOPE_SEND],
-        Duration::from_secs(60),
-    );
+    let claims = test_support::issuer().claims("billing", TokenUse::Service, &[SCOPE_SEND], Duration::from_secs(60));
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let token = format!(
         "{}.{}.",
@@ -221,10 +195,7 @@ async fn an_end_user_token_cannot_send() {
     let (status, _, v) = app.post(Some(&token), &body("r1")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_error_envelope(&v, "forbidden");
-    assert!(v["message"]
-        .as_str()
-        .unwrap()
-        .contains("notifications:send"));
+    assert!(v["message"].as_str().unwrap().contains("notifications:send"));
 }
 
 // ---------------------------------------------------------------- accepting
@@ -241,13 +212,7 @@ async fn a_valid_request_is_accepted_with_its_row_outbox_and_key_in_one_go() {
         .send()
         .await
         .map(|r| (r.status(), r.headers().clone(), r))
-        .map(|(s, h, r)| {
-            (
-                s,
-                h,
-                futures::executor::block_on(r.json::<Value>()).unwrap(),
-            )
-        })
+        .map(|(s, h, r)| (s, h, futures::executor::block_on(r.json::<Value>()).unwrap()))
         .unwrap();
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(headers["x-correlation-id"], "corr-abc-123");
@@ -255,11 +220,7 @@ async fn a_valid_request_is_accepted_with_its_row_outbox_and_key_in_one_go() {
     assert!(v["meta"].is_null());
     assert_eq!(v["data"]["status"], "pending");
     assert_eq!(v["data"]["request_id"], "r1");
-    let id: uuid::Uuid = v["data"]["notification_id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let id: uuid::Uuid = v["data"]["notification_id"].as_str().unwrap().parse().unwrap();
 
     let row = sqlx::query("SELECT status, correlation_id, caller FROM notifications WHERE id = $1")
         .bind(id)
@@ -328,10 +289,7 @@ async fn camel_case_and_unknown_fields_are_rejected_naming_the_field() {
         .as_str()
         .unwrap()
         .contains("template_code"));
-    assert!(field("colour")["reason"]
-        .as_str()
-        .unwrap()
-        .contains("unknown field"));
+    assert!(field("colour")["reason"].as_str().unwrap().contains("unknown field"));
     assert_eq!(field("template_code")["reason"], "is required");
     assert_eq!(app.count("notifications").await, 0);
     assert_eq!(app.count("outbox").await, 0);
@@ -363,11 +321,7 @@ async fn each_invalid_field_is_reported() {
 async fn malformed_json_is_a_bad_request() {
     let app = spawn_app().await;
     let (status, _, v) = app
-        .post_raw(
-            Some(&sender()),
-            "{\"notification_type\": ".into(),
-            "application/json",
-        )
+        .post_raw(Some(&sender()), "{\"notification_type\": ".into(), "application/json")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error_envelope(&v, "bad_request");
@@ -405,10 +359,7 @@ async fn a_repeated_request_replays_the_first_answer() {
     assert_eq!(s2, StatusCode::ACCEPTED);
     assert!(h1.get("idempotent-replayed").is_none());
     assert_eq!(h2["idempotent-replayed"], "true");
-    assert_eq!(
-        first["data"]["notification_id"],
-        second["data"]["notification_id"]
-    );
+    assert_eq!(first["data"]["notification_id"], second["data"]["notification_id"]);
     assert_eq!(app.count("notifications").await, 1);
     assert_eq!(app.count("outbox").await, 1);
 }
@@ -472,16 +423,11 @@ async fn an_unknown_or_malformed_id_is_not_found() {
     let app = spawn_app().await;
     let token = service_token("billing", &[SCOPE_READ]);
     let (status, v) = app
-        .get(
-            &format!("/api/v1/notifications/{}", uuid::Uuid::new_v4()),
-            Some(&token),
-        )
+        .get(&format!("/api/v1/notifications/{}", uuid::Uuid::new_v4()), Some(&token))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_envelope(&v, "not_found");
-    let (status, v) = app
-        .get("/api/v1/notifications/not-a-uuid", Some(&token))
-        .await;
+    let (status, v) = app.get("/api/v1/notifications/not-a-uuid", Some(&token)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_envelope(&v, "not_found");
 }
@@ -523,10 +469,9 @@ async fn health_reports_postgres_and_fails_readiness_without_it() {
     assert_eq!(v["data"]["dependencies"][0]["name"], "postgres");
 
     // Take the database away under the running gateway.
-    let mut admin =
-        <sqlx::PgConnection as sqlx::Connection>::connect(&test_support::admin_database_url())
-            .await
-            .unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&test_support::admin_database_url())
+        .await
+        .unwrap();
     sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", app.db.name))
         .execute(&mut admin)
         .await
@@ -542,14 +487,9 @@ async fn the_openapi_document_describes_the_endpoints() {
     let app = spawn_app().await;
     let (status, v) = app.get("/api-docs/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(
-        v["paths"]["/api/v1/notifications/"]["post"].is_object(),
-        "{v}"
-    );
+    assert!(v["paths"]["/api/v1/notifications/"]["post"].is_object(), "{v}");
     assert!(v["paths"]["/api/v1/notifications/{id}"]["get"].is_object());
-    assert!(
-        v["components"]["schemas"]["SendNotificationBody"]["properties"]["request_id"].is_object()
-    );
+    assert!(v["components"]["schemas"]["SendNotificationBody"]["properties"]["request_id"].is_object());
     assert!(v["components"]["securitySchemes"]["bearer"].is_object());
 }
 
@@ -559,4 +499,119 @@ async fn unknown_routes_answer_in_the_envelope() {
     let (status, v) = app.get("/api/v1/nope", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_envelope(&v, "not_found");
+}
+
+// ---------------------------------------------------------------- delivery reports
+
+async fn report(app: &TestApp, channel: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/{channel}/status/", app.base))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
+fn reporter() -> String {
+    service_token("mail-provider", &[notify_kit::auth::SCOPE_STATUS_WRITE])
+}
+
+#[tokio::test]
+async fn a_delivery_report_is_queued_for_the_status_projector() {
+    let app = spawn_app().await;
+    let (_, _, accepted) = app.post(Some(&sender()), &body("r1")).await;
+    let id = accepted["data"]["notification_id"].as_str().unwrap();
+    let (status, v) = report(
+        &app,
+        "email",
+        &reporter(),
+        &json!({"notification_id": id, "status": "delivered", "timestamp": "2025-11-12T10:00:00Z", "error": null}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["data"]["status"], "delivered");
+    let row =
+        sqlx::query("SELECT topic, message_key, event_type, payload FROM outbox WHERE topic = 'notifications.status'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(row.get::<String, _>("message_key"), id);
+    assert_eq!(
+        row.get::<String, _>("event_type"),
+        "io.notify.events.NotificationStatusChanged"
+    );
+    let p: Value = row.get("payload");
+    assert_eq!(p["status"], "delivered");
+    assert_eq!(p["source"], "provider-report");
+    assert_eq!(p["occurred_at"], 1_762_941_600_000_i64);
+}
+
+#[tokio::test]
+async fn delivery_reports_are_validated() {
+    let app = spawn_app().await;
+    let (_, _, accepted) = app.post(Some(&sender()), &body("r1")).await;
+    let id = accepted["data"]["notification_id"].as_str().unwrap();
+
+    let (status, _) = report(
+        &app,
+        "email",
+        &sender(),
+        &json!({"notification_id": id, "status": "delivered"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "needs notifications:status");
+    let (status, _) = report(
+        &app,
+        "sms",
+        &reporter(),
+        &json!({"notification_id": id, "status": "delivered"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "unknown channel");
+    let (status, v) = report(
+        &app,
+        "email",
+        &reporter(),
+        &json!({"notification_id": id, "status": "opened", "timestamp": "yesterday", "notificationId": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut fields: Vec<&str> = v["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, vec!["notificationId", "status", "timestamp"]);
+    let (status, _) = report(
+        &app,
+        "email",
+        &reporter(),
+        &json!({"notification_id": uuid::Uuid::new_v4(), "status": "delivered"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "unknown notification");
+    let (status, v) = report(
+        &app,
+        "push",
+        &reporter(),
+        &json!({"notification_id": id, "status": "delivered"}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "an email notification reported on the push channel: {v}"
+    );
+    let n: i64 = sqlx::query("SELECT count(*) AS n FROM outbox WHERE topic = 'notifications.status'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(n, 0, "nothing was queued for invalid reports");
 }

@@ -53,6 +53,12 @@ impl KafkaSettings {
             // IPv4 only: tansu advertises 127.0.0.1 and `localhost` may resolve to ::1.
             .set("broker.address.family", "v4")
             .set("socket.keepalive.enable", "true");
+        // librdkafka's own debug contexts (e.g. `cgrp,topic`), for diagnosing the broker.
+        if let Ok(debug) = std::env::var("APP_KAFKA_DEBUG") {
+            if !debug.trim().is_empty() {
+                cfg.set("debug", debug.trim());
+            }
+        }
         cfg
     }
 }
@@ -66,13 +72,7 @@ pub async fn ensure_topics(settings: &KafkaSettings, names: &[String]) -> anyhow
         .context("failed to create the Kafka admin client")?;
     let new: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| {
-            NewTopic::new(
-                n,
-                settings.partitions,
-                TopicReplication::Fixed(settings.replication),
-            )
-        })
+        .map(|n| NewTopic::new(n, settings.partitions, TopicReplication::Fixed(settings.replication)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin

@@ -73,10 +73,8 @@ impl AuthSettings {
             }
             KeyMaterial::Hs256(secret)
         } else {
-            let public_pem = pem_from_env("APP_JWT_RS256_PUBLIC_KEY")?.ok_or_else(|| {
-                SettingsError::Missing {
-                    name: "APP_JWT_HS256_SECRET or APP_JWT_RS256_PUBLIC_KEY".into(),
-                }
+            let public_pem = pem_from_env("APP_JWT_RS256_PUBLIC_KEY")?.ok_or_else(|| SettingsError::Missing {
+                name: "APP_JWT_HS256_SECRET or APP_JWT_RS256_PUBLIC_KEY".into(),
             })?;
             DecodingKey::from_rsa_pem(public_pem.as_bytes())
                 .map_err(|e| SettingsError::invalid("APP_JWT_RS256_PUBLIC_KEY", e))?;
@@ -163,9 +161,7 @@ impl Caller {
         if self.has_scope(scope) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
-                "this token lacks the scope `{scope}`"
-            )))
+            Err(ApiError::Forbidden(format!("this token lacks the scope `{scope}`")))
         }
     }
 }
@@ -188,10 +184,9 @@ impl JwtVerifier {
                 Algorithm::HS256,
                 DecodingKey::from_secret(secret.expose_secret().as_bytes()),
             ),
-            KeyMaterial::Rs256 { public_pem, .. } => (
-                Algorithm::RS256,
-                DecodingKey::from_rsa_pem(public_pem.as_bytes())?,
-            ),
+            KeyMaterial::Rs256 { public_pem, .. } => {
+                (Algorithm::RS256, DecodingKey::from_rsa_pem(public_pem.as_bytes())?)
+            }
         };
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[settings.issuer.as_str()]);
@@ -206,17 +201,14 @@ impl JwtVerifier {
 
     /// Verifies a raw token and returns the caller it names.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.inner.key, &self.inner.validation)
-            .map_err(|e| {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.inner.key, &self.inner.validation).map_err(|e| {
             let reason = match e.kind() {
                 ErrorKind::ExpiredSignature => "token has expired",
                 ErrorKind::ImmatureSignature => "token is not valid yet (nbf)",
                 ErrorKind::InvalidIssuer => "token issuer is not accepted",
                 ErrorKind::InvalidAudience => "token audience is not accepted",
                 ErrorKind::InvalidSignature => "token signature is invalid",
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                    "token algorithm is not accepted"
-                }
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "token algorithm is not accepted",
                 ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
                 _ => "token is malformed",
             };
@@ -226,11 +218,7 @@ impl JwtVerifier {
         Ok(Caller {
             subject: claims.sub,
             token_use: claims.token_use,
-            scopes: claims
-                .scope
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
+            scopes: claims.scope.split_whitespace().map(str::to_string).collect(),
         })
     }
 }
@@ -252,9 +240,9 @@ impl JwtIssuer {
                 EncodingKey::from_secret(secret.expose_secret().as_bytes()),
             ),
             KeyMaterial::Rs256 { private_pem, .. } => {
-                let pem = private_pem.as_ref().ok_or_else(|| {
-                    anyhow::anyhow!("APP_JWT_RS256_PRIVATE_KEY is required to issue tokens")
-                })?;
+                let pem = private_pem
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("APP_JWT_RS256_PRIVATE_KEY is required to issue tokens"))?;
                 (
                     Algorithm::RS256,
                     EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes())?,
@@ -270,13 +258,7 @@ impl JwtIssuer {
     }
 
     /// Claims for `subject` valid for `ttl` from now.
-    pub fn claims(
-        &self,
-        subject: &str,
-        token_use: TokenUse,
-        scopes: &[&str],
-        ttl: std::time::Duration,
-    ) -> Claims {
+    pub fn claims(&self, subject: &str, token_use: TokenUse, scopes: &[&str], ttl: std::time::Duration) -> Claims {
         let now = chrono::Utc::now().timestamp();
         Claims {
             sub: subject.to_string(),
@@ -292,11 +274,7 @@ impl JwtIssuer {
 
     /// Signs claims.
     pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
-        Ok(jsonwebtoken::encode(
-            &Header::new(self.alg),
-            claims,
-            &self.key,
-        )?)
+        Ok(jsonwebtoken::encode(&Header::new(self.alg), claims, &self.key)?)
     }
 
     /// Issues a token for `subject` with `scopes`, valid for `ttl`.
@@ -323,9 +301,7 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
         .split_once(' ')
         .ok_or_else(|| ApiError::Unauthorized("malformed Authorization header".into()))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::Unauthorized(
-            "Authorization must be `Bearer <token>`".into(),
-        ));
+        return Err(ApiError::Unauthorized("Authorization must be `Bearer <token>`".into()));
     }
     Ok(token.trim())
 }
@@ -336,9 +312,7 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let result = match req.app_data::<web::Data<JwtVerifier>>() {
-            None => Err(ApiError::Internal(anyhow::anyhow!(
-                "JwtVerifier missing from app data"
-            ))),
+            None => Err(ApiError::Internal(anyhow::anyhow!("JwtVerifier missing from app data"))),
             Some(verifier) => bearer(req).and_then(|token| verifier.verify(token)),
         };
         Box::pin(async move { result })
@@ -375,10 +349,7 @@ mod tests {
         let caller = verifier.verify(&token).unwrap();
         assert_eq!(caller.subject, "billing");
         assert!(caller.require(SCOPE_SEND).is_ok());
-        assert!(matches!(
-            caller.require(SCOPE_READ),
-            Err(ApiError::Forbidden(_))
-        ));
+        assert!(matches!(caller.require(SCOPE_READ), Err(ApiError::Forbidden(_))));
     }
 
     #[test]
@@ -394,20 +365,10 @@ mod tests {
     #[test]
     fn a_token_from_another_issuer_or_audience_is_rejected() {
         let (issuer, verifier) = pair();
-        let mut claims = issuer.claims(
-            "svc",
-            TokenUse::Service,
-            &[],
-            std::time::Duration::from_secs(60),
-        );
+        let mut claims = issuer.claims("svc", TokenUse::Service, &[], std::time::Duration::from_secs(60));
         claims.iss = "someone-else".into();
         assert!(verifier.verify(&issuer.sign(&claims).unwrap()).is_err());
-        let mut claims = issuer.claims(
-            "svc",
-            TokenUse::Service,
-            &[],
-            std::time::Duration::from_secs(60),
-        );
+        let mut claims = issuer.claims("svc", TokenUse::Service, &[], std::time::Duration::from_secs(60));
         claims.aud = "other-api".into();
         assert!(verifier.verify(&issuer.sign(&claims).unwrap()).is_err());
     }
@@ -424,17 +385,13 @@ mod tests {
         let header = encode_url(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = encode_url(&serde_json::to_vec(&claims).unwrap());
         let token = format!("{header}.{payload}.");
-        assert!(matches!(
-            verifier.verify(&token),
-            Err(ApiError::Unauthorized(_))
-        ));
+        assert!(matches!(verifier.verify(&token), Err(ApiError::Unauthorized(_))));
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_rejected() {
         let (_, verifier) = pair();
-        let other =
-            JwtIssuer::new(&AuthSettings::hs256("another-secret-another-secret-1234")).unwrap();
+        let other = JwtIssuer::new(&AuthSettings::hs256("another-secret-another-secret-1234")).unwrap();
         let token = other
             .issue(
                 "svc",

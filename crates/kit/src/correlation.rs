@@ -68,8 +68,7 @@ pub async fn middleware(
     let mut res = next.call(req).instrument(span.clone()).await?;
     span.record("status", res.status().as_u16());
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-        res.headers_mut()
-            .insert(HeaderName::from_static(HEADER), value);
+        res.headers_mut().insert(HeaderName::from_static(HEADER), value);
     }
     Ok(res)
 }

@@ -103,14 +103,10 @@ impl ResponseError for ApiError {
         let message = match self {
             Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "request failed unexpectedly");
-                "internal error; quote the X-Correlation-Id of this response when reporting it"
-                    .to_string()
+                "internal error; quote the X-Correlation-Id of this response when reporting it".to_string()
             }
             Self::Validation(errors) if errors.len() == 1 => {
-                format!(
-                    "validation failed: {}: {}",
-                    errors[0].field, errors[0].reason
-                )
+                format!("validation failed: {}: {}", errors[0].field, errors[0].reason)
             }
             other => other.to_string(),
         };
@@ -123,10 +119,8 @@ impl ResponseError for ApiError {
         );
         let mut resp = body.respond(self.status_code());
         if matches!(self, Self::Unauthorized(_)) {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -154,10 +148,7 @@ mod tests {
         assert!(v["data"].is_null());
         assert_eq!(v["error"]["code"], "validation_failed");
         assert_eq!(v["error"]["details"][0]["field"], "user_id");
-        assert_eq!(
-            v["error"]["details"][1]["reason"],
-            "must be between 1 and 10"
-        );
+        assert_eq!(v["error"]["details"][1]["reason"], "must be between 1 and 10");
     }
 
     #[test]
@@ -171,9 +162,6 @@ mod tests {
     #[test]
     fn unauthorized_asks_for_a_bearer_token() {
         let resp = ApiError::Unauthorized("missing token".into()).error_response();
-        assert_eq!(
-            resp.headers().get(header::WWW_AUTHENTICATE).unwrap(),
-            "Bearer"
-        );
+        assert_eq!(resp.headers().get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
     }
 }

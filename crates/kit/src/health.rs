@@ -44,10 +44,7 @@ impl HealthReport {
         let (status, message) = if self.ready {
             (StatusCode::OK, "ready")
         } else {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: a hard dependency is down",
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready: a hard dependency is down")
         };
         let mut body = ApiResponse::ok(self, message);
         body.success = status.is_success();
@@ -56,12 +53,7 @@ impl HealthReport {
 }
 
 /// Runs a check with a timeout and times it.
-pub async fn check<F, E>(
-    name: &str,
-    hard: bool,
-    timeout: std::time::Duration,
-    fut: F,
-) -> DependencyHealth
+pub async fn check<F, E>(name: &str, hard: bool, timeout: std::time::Duration, fut: F) -> DependencyHealth
 where
     F: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,

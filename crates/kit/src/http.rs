@@ -20,12 +20,8 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::PayloadTooLarge { limit }
         }
-        JsonPayloadError::ContentType => {
-            ApiError::UnsupportedMediaType("Content-Type must be application/json".into())
-        }
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::BadRequest(format!("request body is not valid JSON: {e}"))
-        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType("Content-Type must be application/json".into()),
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("request body is not valid JSON: {e}")),
         other => ApiError::BadRequest(format!("could not read the request body: {other}")),
     }
 }
@@ -39,9 +35,8 @@ pub fn path_config() -> web::PathConfig {
 
 /// Query strings that do not parse answer 422 naming the problem.
 pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req: &HttpRequest| {
-        ApiError::field("query", err.to_string()).into()
-    })
+    web::QueryConfig::default()
+        .error_handler(|err: QueryPayloadError, _req: &HttpRequest| ApiError::field("query", err.to_string()).into())
 }
 
 /// Default service: unknown routes answer 404 in the envelope.

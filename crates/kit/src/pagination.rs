@@ -26,10 +26,7 @@ impl PageRequest {
             Some(raw) => match raw.trim().parse::<u32>() {
                 Ok(n) if (1..=max).contains(&n) => n,
                 _ => {
-                    errors.push(FieldError::new(
-                        name,
-                        format!("must be a whole number from 1 to {max}"),
-                    ));
+                    errors.push(FieldError::new(name, format!("must be a whole number from 1 to {max}")));
                     default
                 }
             },

@@ -40,9 +40,7 @@ pub fn optional(name: &str) -> Option<String> {
 
 /// A required string setting.
 pub fn required(name: &str) -> Result<String, SettingsError> {
-    raw(name).ok_or_else(|| SettingsError::Missing {
-        name: name.to_string(),
-    })
+    raw(name).ok_or_else(|| SettingsError::Missing { name: name.to_string() })
 }
 
 /// A parsed setting with a default.
@@ -53,10 +51,7 @@ where
 {
     match raw(name) {
         None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<T>()
-            .map_err(|e| SettingsError::invalid(name, e)),
+        Some(v) => v.trim().parse::<T>().map_err(|e| SettingsError::invalid(name, e)),
     }
 }
 

@@ -9,9 +9,7 @@ use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 pub fn init_telemetry(service: &'static str) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn,actix_server=warn"));
-    let json = std::env::var("APP_LOG_FORMAT")
-        .map(|v| v != "pretty")
-        .unwrap_or(true);
+    let json = std::env::var("APP_LOG_FORMAT").map(|v| v != "pretty").unwrap_or(true);
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
         registry
@@ -28,11 +26,7 @@ pub fn init_telemetry(service: &'static str) {
         registry.with(fmt::layer().with_target(true)).try_init()
     };
     if result.is_ok() {
-        tracing::info!(
-            service,
-            version = env!("CARGO_PKG_VERSION"),
-            "telemetry initialised"
-        );
+        tracing::info!(service, version = env!("CARGO_PKG_VERSION"), "telemetry initialised");
     }
 }
 

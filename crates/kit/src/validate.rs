@@ -35,11 +35,7 @@ pub fn camel_to_snake(s: &str) -> String {
 }
 
 /// The value as an object, or an error at `at`.
-pub fn object<'a>(
-    value: &'a Value,
-    at: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<&'a Map<String, Value>> {
+pub fn object<'a>(value: &'a Value, at: &str, errors: &mut Vec<FieldError>) -> Option<&'a Map<String, Value>> {
     match value.as_object() {
         Some(map) => Some(map),
         None => {
@@ -54,12 +50,7 @@ pub fn object<'a>(
 
 /// Reports every key of `obj` that is not in `allowed`, suggesting the snake_case name when
 /// the key is a camelCase spelling of an allowed one.
-pub fn reject_unknown(
-    obj: &Map<String, Value>,
-    allowed: &[&str],
-    prefix: &str,
-    errors: &mut Vec<FieldError>,
-) {
+pub fn reject_unknown(obj: &Map<String, Value>, allowed: &[&str], prefix: &str, errors: &mut Vec<FieldError>) {
     for key in obj.keys() {
         if allowed.contains(&key.as_str()) {
             continue;
@@ -127,10 +118,7 @@ pub fn required_bool(
         }
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
-            errors.push(FieldError::new(
-                path(prefix, field),
-                "must be true or false",
-            ));
+            errors.push(FieldError::new(path(prefix, field), "must be true or false"));
             None
         }
     }
@@ -161,17 +149,10 @@ mod tests {
     fn unknown_and_camel_case_fields_are_named_with_their_path() {
         let body = json!({"pushToken": "x", "colour": 1, "name": "a"});
         let mut errors = Vec::new();
-        reject_unknown(
-            body.as_object().unwrap(),
-            &["name", "push_token"],
-            "user",
-            &mut errors,
-        );
+        reject_unknown(body.as_object().unwrap(), &["name", "push_token"], "user", &mut errors);
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[0].field, "user.colour");
-        assert!(errors[0]
-            .reason
-            .contains("expected one of: name, push_token"));
+        assert!(errors[0].reason.contains("expected one of: name, push_token"));
         assert_eq!(errors[1].field, "user.pushToken");
         assert!(errors[1].reason.contains("did you mean `push_token`"));
     }
@@ -188,10 +169,7 @@ mod tests {
         assert_eq!(required_bool(obj, "d", "p", &mut errors), Some(true));
         assert_eq!(required_bool(obj, "b", "p", &mut errors), None);
         assert!(required_object(obj, "d", "", &mut errors).is_none());
-        let got: Vec<(&str, &str)> = errors
-            .iter()
-            .map(|e| (e.field.as_str(), e.reason.as_str()))
-            .collect();
+        let got: Vec<(&str, &str)> = errors.iter().map(|e| (e.field.as_str(), e.reason.as_str())).collect();
         assert_eq!(
             got,
             [

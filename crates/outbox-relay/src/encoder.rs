@@ -6,8 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use notify_schemas::{
     registry::{RegisteredSchema, SchemaRegistry},
-    wire, NotificationRequested, NotificationStatusChanged, NOTIFICATION_REQUESTED,
-    NOTIFICATION_STATUS,
+    wire, NotificationRequested, NotificationStatusChanged, NOTIFICATION_REQUESTED, NOTIFICATION_STATUS,
 };
 use serde_json::Value;
 use tokio::sync::RwLock;
@@ -57,30 +56,22 @@ impl Encoder {
                 EncodeError::Registry(e.to_string())
             }
         })?;
-        self.schemas
-            .write()
-            .await
-            .insert(subject.to_string(), s.clone());
+        self.schemas.write().await.insert(subject.to_string(), s.clone());
         Ok(s)
     }
 
     /// Encodes one payload of type `event_type`.
     pub async fn encode(&self, event_type: &str, payload: &Value) -> Result<Vec<u8>, EncodeError> {
         let schema = self.schema(event_type).await?;
-        let invalid =
-            |e: &dyn std::fmt::Display| EncodeError::Invalid(format!("{event_type}: {e}"));
+        let invalid = |e: &dyn std::fmt::Display| EncodeError::Invalid(format!("{event_type}: {e}"));
         if event_type == NOTIFICATION_REQUESTED.subject {
-            let ev: NotificationRequested =
-                serde_json::from_value(payload.clone()).map_err(|e| invalid(&e))?;
+            let ev: NotificationRequested = serde_json::from_value(payload.clone()).map_err(|e| invalid(&e))?;
             wire::encode(&schema.schema, schema.id, &ev).map_err(|e| invalid(&e))
         } else if event_type == NOTIFICATION_STATUS.subject {
-            let ev: NotificationStatusChanged =
-                serde_json::from_value(payload.clone()).map_err(|e| invalid(&e))?;
+            let ev: NotificationStatusChanged = serde_json::from_value(payload.clone()).map_err(|e| invalid(&e))?;
             wire::encode(&schema.schema, schema.id, &ev).map_err(|e| invalid(&e))
         } else {
-            Err(EncodeError::Invalid(format!(
-                "unknown event type {event_type}"
-            )))
+            Err(EncodeError::Invalid(format!("unknown event type {event_type}")))
         }
     }
 

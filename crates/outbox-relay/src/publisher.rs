@@ -93,10 +93,7 @@ impl KafkaPublisher {
     }
 
     /// Enqueues one record, waiting (in place, so order is kept) while the local queue is full.
-    async fn enqueue(
-        producer: &FutureProducer,
-        r: &OutgoingRecord,
-    ) -> Result<DeliveryFuture, KafkaError> {
+    async fn enqueue(producer: &FutureProducer, r: &OutgoingRecord) -> Result<DeliveryFuture, KafkaError> {
         loop {
             let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
             for (k, v) in &r.headers {

@@ -95,17 +95,9 @@ impl Relay {
                 return Ok(());
             }
             if Instant::now() >= next_rebalance {
-                let (taken, released) = shards
-                    .rebalance(&mut conn)
-                    .await
-                    .context("rebalance failed")?;
+                let (taken, released) = shards.rebalance(&mut conn).await.context("rebalance failed")?;
                 if taken + released > 0 {
-                    tracing::info!(
-                        taken,
-                        released,
-                        owned = shards.len(),
-                        "outbox shards rebalanced"
-                    );
+                    tracing::info!(taken, released, owned = shards.len(), "outbox shards rebalanced");
                 }
                 metrics::gauge!("relay_owned_shards").set(shards.len() as f64);
                 next_rebalance = Instant::now() + self.settings.rebalance_interval;
@@ -176,11 +168,7 @@ impl Relay {
 
     /// Claims one batch of the owned shards, publishes it and records the outcome, all in
     /// one transaction on the shard-owner connection.
-    pub async fn publish_batch(
-        &self,
-        conn: &mut PgConnection,
-        shards: &[i16],
-    ) -> anyhow::Result<BatchOutcome> {
+    pub async fn publish_batch(&self, conn: &mut PgConnection, shards: &[i16]) -> anyhow::Result<BatchOutcome> {
         let started = std::time::Instant::now();
         let mut tx = conn.begin().await?;
         let rows = outbox::claim(&mut tx, shards, self.settings.batch_size).await?;
@@ -241,8 +229,7 @@ impl Relay {
             }
         }
         outbox::mark_published(&mut tx, &published).await?;
-        let parked =
-            outbox::record_failures(&mut tx, &failures, self.settings.max_attempts).await?;
+        let parked = outbox::record_failures(&mut tx, &failures, self.settings.max_attempts).await?;
         tx.commit().await?;
 
         outcome.published = published.len();

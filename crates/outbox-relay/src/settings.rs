@@ -63,10 +63,7 @@ impl Settings {
                 partitions: settings::parse("APP_KAFKA_PARTITIONS", 6)?,
                 replication: settings::parse("APP_KAFKA_REPLICATION", 1)?,
             },
-            schema_registry_url: settings::string(
-                "APP_SCHEMA_REGISTRY_URL",
-                "http://127.0.0.1:8081",
-            ),
+            schema_registry_url: settings::string("APP_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
             relay: RelaySettings {
                 batch_size: settings::parse("APP_RELAY_BATCH_SIZE", 1000)?,
                 poll_interval: settings::millis("APP_RELAY_POLL_INTERVAL_MS", 1000)?,
@@ -74,10 +71,7 @@ impl Settings {
                 max_attempts: settings::parse("APP_RELAY_MAX_ATTEMPTS", 5)?,
                 retry_base: settings::millis("APP_RELAY_RETRY_BASE_MS", 500)?,
                 retry_max: settings::millis("APP_RELAY_RETRY_MAX_MS", 30_000)?,
-                retention: Duration::from_secs(settings::parse(
-                    "APP_RELAY_RETENTION_SECS",
-                    86_400,
-                )?),
+                retention: Duration::from_secs(settings::parse("APP_RELAY_RETENTION_SECS", 86_400)?),
                 linger_ms: settings::parse("APP_RELAY_LINGER_MS", 5)?,
                 message_timeout_ms: settings::parse("APP_RELAY_MESSAGE_TIMEOUT_MS", 30_000)?,
                 compression: settings::string("APP_RELAY_COMPRESSION", "none"),

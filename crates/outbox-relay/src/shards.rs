@@ -48,10 +48,7 @@ impl ShardSet {
 
     /// Takes free shards up to this relay's fair share and releases extras.
     /// Returns `(taken, released)`.
-    pub async fn rebalance(
-        &mut self,
-        conn: &mut PgConnection,
-    ) -> Result<(usize, usize), sqlx::Error> {
+    pub async fn rebalance(&mut self, conn: &mut PgConnection) -> Result<(usize, usize), sqlx::Error> {
         let live: i64 = sqlx::query(
             "SELECT count(*) AS live FROM pg_stat_activity
               WHERE datname = current_database() AND application_name = $1",

@@ -39,10 +39,7 @@ struct HealthState {
 
 impl Application {
     /// Connects and binds. `publisher` replaces the Kafka publisher (tests delay acks with it).
-    pub async fn build(
-        settings: Settings,
-        publisher: Option<Arc<dyn Publisher>>,
-    ) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings, publisher: Option<Arc<dyn Publisher>>) -> anyhow::Result<Self> {
         notify_kit::metrics::install();
         let connect = PgConnectOptions::from_str(settings.database_url.expose())
             .with_context(|| format!("invalid APP_DATABASE_URL {}", settings.database_url))?;
@@ -54,8 +51,7 @@ impl Application {
         let publisher: Arc<dyn Publisher> = match publisher {
             Some(p) => p,
             None => Arc::new(
-                KafkaPublisher::new(&settings.kafka, &settings.relay)
-                    .context("failed to create the Kafka producer")?,
+                KafkaPublisher::new(&settings.kafka, &settings.relay).context("failed to create the Kafka producer")?,
             ),
         };
         let registry = SchemaRegistry::new(&settings.schema_registry_url)?;
@@ -136,10 +132,7 @@ async fn ensure_topics(settings: Settings, stop: CancellationToken) {
         match notify_kafka::ensure_topics(&settings.kafka, &names).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "cannot create topics yet; retrying"
-                );
+                tracing::warn!(error = format!("{e:#}"), "cannot create topics yet; retrying");
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(delay) => {}
@@ -224,10 +217,7 @@ async fn sweep(pool: PgPool, retention: Duration, stop: CancellationToken) {
 async fn health_endpoint(state: web::Data<HealthState>) -> HttpResponse {
     let timeout = Duration::from_secs(3);
     let postgres = check("postgres", true, timeout, async {
-        sqlx::query("SELECT 1")
-            .execute(&state.pool)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ())
     });
     let kafka = check("kafka", true, timeout, state.publisher.ping());
     let registry = check("schema_registry", false, timeout, state.registry.ping());

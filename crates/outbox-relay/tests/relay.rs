@@ -15,8 +15,7 @@ use notify_schemas::Channel;
 use outbox_relay::publisher::{KafkaPublisher, Publisher};
 use sqlx::Row;
 use test_support::{
-    kafka_bootstrap, registry_url, servers::PrivateBroker, servers::PrivateRegistry, topic_prefix,
-    TestDb,
+    kafka_bootstrap, registry_url, servers::PrivateBroker, servers::PrivateRegistry, topic_prefix, TestDb,
 };
 use uuid::Uuid;
 
@@ -45,19 +44,12 @@ async fn every_accepted_notification_lands_once_on_its_topic_in_order_per_key() 
     let mut order = HashMap::new();
     let mut expected_topic = HashMap::new();
     for seq in 0..300 {
-        let channel = if seq % 3 == 0 {
-            Channel::Push
-        } else {
-            Channel::Email
-        };
+        let channel = if seq % 3 == 0 { Channel::Push } else { Channel::Email };
         let priority = if seq % 10 == 0 { 9 } else { 5 };
         let id = enqueue(&db.pool, users[seq % users.len()], channel, priority, seq).await;
         order.insert(id.to_string(), seq);
         let suffix = if priority >= 8 { ".priority" } else { "" };
-        expected_topic.insert(
-            id.to_string(),
-            format!("{prefix}notifications.{channel}{suffix}"),
-        );
+        expected_topic.insert(id.to_string(), format!("{prefix}notifications.{channel}{suffix}"));
     }
 
     let relay = RunningRelay::start(
@@ -81,18 +73,11 @@ async fn every_accepted_notification_lands_once_on_its_topic_in_order_per_key() 
     assert_eq!(ids.len(), 300);
     for (r, d) in records.iter().zip(&decoded) {
         assert_eq!(r.topic, expected_topic[&d.notification_id]);
-        assert_eq!(
-            r.key.as_deref(),
-            Some(d.user_id.as_str()),
-            "keyed by user id"
-        );
+        assert_eq!(r.key.as_deref(), Some(d.user_id.as_str()), "keyed by user id");
         assert_eq!(r.headers["notification-id"], d.notification_id);
         assert_eq!(r.headers["x-correlation-id"], d.correlation_id);
         assert!(r.headers["traceparent"].starts_with("00-"));
-        assert_eq!(
-            r.headers["event-type"],
-            "io.notify.events.NotificationRequested"
-        );
+        assert_eq!(r.headers["event-type"], "io.notify.events.NotificationRequested");
     }
     assert_in_order_per_key(&records, &decoded, &order);
 }
@@ -109,18 +94,13 @@ async fn two_relays_one_with_delayed_acks_share_shards_without_duplicates_or_reo
         delay: Duration::from_millis(250),
         batches: Default::default(),
     });
-    let relay_a =
-        RunningRelay::start(slow_settings, Some(slow.clone() as Arc<dyn Publisher>)).await;
+    let relay_a = RunningRelay::start(slow_settings, Some(slow.clone() as Arc<dyn Publisher>)).await;
     let relay_b = RunningRelay::start(fast_settings, None).await;
     // Both relays hold shards before any row exists.
-    test_support::wait_for(
-        "both relays to own shards",
-        Duration::from_secs(20),
-        || async {
-            let (holders, locks) = advisory_lock_holders(&db.pool).await;
-            (holders == 2 && locks == i64::from(notify_store::OUTBOX_SHARDS)).then_some(())
-        },
-    )
+    test_support::wait_for("both relays to own shards", Duration::from_secs(20), || async {
+        let (holders, locks) = advisory_lock_holders(&db.pool).await;
+        (holders == 2 && locks == i64::from(notify_store::OUTBOX_SHARDS)).then_some(())
+    })
     .await;
 
     let users: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
@@ -147,11 +127,7 @@ async fn two_relays_one_with_delayed_acks_share_shards_without_duplicates_or_reo
     assert_eq!(records.len(), 400, "no duplicates, nothing lost");
     let decoded = decode_all(&registry_url(), &records).await;
     assert_eq!(
-        decoded
-            .iter()
-            .map(|d| &d.notification_id)
-            .collect::<HashSet<_>>()
-            .len(),
+        decoded.iter().map(|d| &d.notification_id).collect::<HashSet<_>>().len(),
         400
     );
     assert_in_order_per_key(&records, &decoded, &order);
@@ -174,27 +150,17 @@ async fn rows_wait_while_the_broker_is_down_and_publish_when_it_returns() {
     let user = Uuid::new_v4();
     let mut order = HashMap::from([(one.to_string(), 0)]);
     for seq in 1..=20 {
-        order.insert(
-            enqueue(&db.pool, user, Channel::Email, 5, seq)
-                .await
-                .to_string(),
-            seq,
-        );
+        order.insert(enqueue(&db.pool, user, Channel::Email, 5, seq).await.to_string(), seq);
     }
     // Publishing fails (and is recorded), nothing is marked published.
-    test_support::wait_for(
-        "a failed publish to be recorded",
-        Duration::from_secs(60),
-        || async {
-            let n: i64 =
-                sqlx::query("SELECT count(*) AS n FROM outbox WHERE last_error IS NOT NULL")
-                    .fetch_one(&db.pool)
-                    .await
-                    .unwrap()
-                    .get("n");
-            (n > 0).then_some(())
-        },
-    )
+    test_support::wait_for("a failed publish to be recorded", Duration::from_secs(60), || async {
+        let n: i64 = sqlx::query("SELECT count(*) AS n FROM outbox WHERE last_error IS NOT NULL")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+            .get("n");
+        (n > 0).then_some(())
+    })
     .await;
     assert_eq!(
         published_count(&db.pool).await,
@@ -220,11 +186,7 @@ async fn rows_wait_while_the_broker_is_down_and_publish_when_it_returns() {
     relay.shutdown().await;
     let decoded = decode_all(&registry_url(), &records).await;
     let ids: HashSet<&str> = decoded.iter().map(|d| d.notification_id.as_str()).collect();
-    assert_eq!(
-        ids.len(),
-        21,
-        "every row reached the broker once it was back"
-    );
+    assert_eq!(ids.len(), 21, "every row reached the broker once it was back");
     assert_in_order_per_key(&records, &decoded, &order);
 }
 
@@ -264,10 +226,7 @@ async fn a_record_over_the_size_limit_is_parked_and_its_key_moves_on() {
         "after APP_RELAY_MAX_ATTEMPTS permanent failures"
     );
     let error: String = row.get("last_error");
-    assert!(
-        error.to_lowercase().contains("too large"),
-        "error says why: {error}"
-    );
+    assert!(error.to_lowercase().contains("too large"), "error says why: {error}");
 
     let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", relay.port))
         .await
@@ -300,14 +259,10 @@ async fn a_new_row_is_published_on_notify_long_before_the_poll_interval() {
     settings.relay.poll_interval = Duration::from_secs(300);
     settings.relay.rebalance_interval = Duration::from_secs(300);
     let relay = RunningRelay::start(settings, None).await;
-    test_support::wait_for(
-        "the relay to own every shard",
-        Duration::from_secs(20),
-        || async {
-            let (_, locks) = advisory_lock_holders(&db.pool).await;
-            (locks == i64::from(notify_store::OUTBOX_SHARDS)).then_some(())
-        },
-    )
+    test_support::wait_for("the relay to own every shard", Duration::from_secs(20), || async {
+        let (_, locks) = advisory_lock_holders(&db.pool).await;
+        (locks == i64::from(notify_store::OUTBOX_SHARDS)).then_some(())
+    })
     .await;
     // Let the relay go idle (its first, empty, batch), then commit a row.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -322,10 +277,7 @@ async fn a_registry_restart_is_harmless() {
     let (db, prefix) = setup().await;
     let mut registry = PrivateRegistry::start();
     let reg = notify_schemas::registry::SchemaRegistry::new(&registry.url()).unwrap();
-    let ids_before = reg
-        .register_all(notify_schemas::CONTRACTS, "BACKWARD")
-        .await
-        .unwrap();
+    let ids_before = reg.register_all(notify_schemas::CONTRACTS, "BACKWARD").await.unwrap();
 
     let relay = RunningRelay::start(
         relay_settings(&db.url, &prefix, &kafka_bootstrap(), &registry.url()),
@@ -349,14 +301,8 @@ async fn a_registry_restart_is_harmless() {
     // Restarted (empty, in memory) and re-registered by the deploy step: same ids, and a
     // fresh consumer decodes records written before the restart.
     registry.restart();
-    let ids_after = reg
-        .register_all(notify_schemas::CONTRACTS, "BACKWARD")
-        .await
-        .unwrap();
-    assert_eq!(
-        ids_before, ids_after,
-        "ids are stable across a registry restart"
-    );
+    let ids_after = reg.register_all(notify_schemas::CONTRACTS, "BACKWARD").await.unwrap();
+    assert_eq!(ids_before, ids_after, "ids are stable across a registry restart");
     let records = read_records(
         &kafka_bootstrap(),
         request_topics(&prefix),

@@ -68,9 +68,7 @@ impl std::str::FromStr for Channel {
         match s {
             "email" => Ok(Self::Email),
             "push" => Ok(Self::Push),
-            other => Err(format!(
-                "unknown channel `{other}` (expected email or push)"
-            )),
+            other => Err(format!("unknown channel `{other}` (expected email or push)")),
         }
     }
 }
@@ -119,6 +117,10 @@ pub struct NotificationStatusChanged {
     pub error: Option<String>,
     pub provider: Option<String>,
     pub correlation_id: String,
+    pub template_version: Option<i32>,
+    pub language: Option<String>,
+    /// Who reported the step (`worker`, `provider-report`).
+    pub source: String,
 }
 
 /// Parses a contract's schema (they are compiled in, so failure is a build defect caught by tests).

@@ -22,11 +22,7 @@ pub enum RegistryError {
     #[error("schema registry unreachable: {0}")]
     Http(#[from] reqwest::Error),
     #[error("schema registry answered {status} for {what}: {body}")]
-    Status {
-        status: u16,
-        what: String,
-        body: String,
-    },
+    Status { status: u16, what: String, body: String },
     #[error("schema {0} from the registry does not parse: {1}")]
     Parse(String, Box<apache_avro::Error>),
 }
@@ -71,9 +67,7 @@ pub struct SchemaRegistry {
 
 impl std::fmt::Debug for SchemaRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemaRegistry")
-            .field("base", &self.base)
-            .finish()
+        f.debug_struct("SchemaRegistry").field("base", &self.base).finish()
     }
 }
 
@@ -115,10 +109,8 @@ impl SchemaRegistry {
             return Ok(s);
         }
         let body: SchemaById = self.get_json(&format!("/schemas/ids/{id}")).await?;
-        let schema = Arc::new(
-            Schema::parse_str(&body.schema)
-                .map_err(|e| RegistryError::Parse(id.to_string(), Box::new(e)))?,
-        );
+        let schema =
+            Arc::new(Schema::parse_str(&body.schema).map_err(|e| RegistryError::Parse(id.to_string(), Box::new(e)))?);
         if let Ok(mut cache) = self.by_id.write() {
             cache.insert(id, schema.clone());
         }
@@ -131,20 +123,14 @@ impl SchemaRegistry {
 
     /// The latest registered version of `subject` (what producers write with).
     pub async fn latest(&self, subject: &str) -> Result<RegisteredSchema, RegistryError> {
-        let body: SubjectVersion = self
-            .get_json(&format!("/subjects/{subject}/versions/latest"))
-            .await?;
+        let body: SubjectVersion = self.get_json(&format!("/subjects/{subject}/versions/latest")).await?;
         let schema = Arc::new(
-            Schema::parse_str(&body.schema)
-                .map_err(|e| RegistryError::Parse(subject.to_string(), Box::new(e)))?,
+            Schema::parse_str(&body.schema).map_err(|e| RegistryError::Parse(subject.to_string(), Box::new(e)))?,
         );
         if let Ok(mut cache) = self.by_id.write() {
             cache.insert(body.id, schema.clone());
         }
-        Ok(RegisteredSchema {
-            id: body.id,
-            schema,
-        })
+        Ok(RegisteredSchema { id: body.id, schema })
     }
 
     /// Registers `schema` under `subject` (deploy step only). Returns the id.

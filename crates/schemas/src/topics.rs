@@ -74,14 +74,8 @@ mod tests {
     fn names_carry_the_prefix_and_the_channel() {
         let t = Topics::new("t1.");
         assert_eq!(t.requests(Channel::Email, false), "t1.notifications.email");
-        assert_eq!(
-            t.requests(Channel::Push, true),
-            "t1.notifications.push.priority"
-        );
-        assert_eq!(
-            t.retry(Channel::Email, "retry-5m"),
-            "t1.notifications.email.retry-5m"
-        );
+        assert_eq!(t.requests(Channel::Push, true), "t1.notifications.push.priority");
+        assert_eq!(t.retry(Channel::Email, "retry-5m"), "t1.notifications.email.retry-5m");
         assert_eq!(t.dlt(Channel::Push), "t1.notifications.push.dlt");
         assert_eq!(t.all().len(), 11);
     }

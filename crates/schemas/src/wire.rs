@@ -29,17 +29,11 @@ pub fn schema_id(payload: &[u8]) -> Result<u32, WireError> {
     if payload[0] != 0 {
         return Err(WireError::BadMagic(payload[0]));
     }
-    Ok(u32::from_be_bytes([
-        payload[1], payload[2], payload[3], payload[4],
-    ]))
+    Ok(u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]))
 }
 
 /// Encodes `value` with `schema` and frames it with `schema_id`.
-pub fn encode<T: Serialize>(
-    schema: &Schema,
-    schema_id: u32,
-    value: &T,
-) -> Result<Vec<u8>, WireError> {
+pub fn encode<T: Serialize>(schema: &Schema, schema_id: u32, value: &T) -> Result<Vec<u8>, WireError> {
     let value = to_value(value)?.resolve(schema)?;
     let datum = to_avro_datum(schema, value)?;
     let mut out = Vec::with_capacity(datum.len() + 5);
@@ -101,6 +95,9 @@ mod tests {
                 error: error.clone(),
                 provider: Some("smtp".into()),
                 correlation_id: "c".into(),
+                template_version: Some(2),
+                language: error.as_ref().map(|_| "fr".to_string()),
+                source: "worker".into(),
             };
             let bytes = encode(&schema, 1, &ev).unwrap();
             let back: NotificationStatusChanged = decode(&schema, &bytes).unwrap();
@@ -112,10 +109,7 @@ mod tests {
     fn garbage_is_refused_not_misread() {
         let schema = parse_schema(&NOTIFICATION_REQUESTED).unwrap();
         assert!(matches!(schema_id(&[0, 1]), Err(WireError::TooShort(2))));
-        assert!(matches!(
-            schema_id(&[9, 0, 0, 0, 1]),
-            Err(WireError::BadMagic(9))
-        ));
+        assert!(matches!(schema_id(&[9, 0, 0, 0, 1]), Err(WireError::BadMagic(9))));
         assert!(decode::<NotificationRequested>(&schema, &[0, 0, 0, 0, 1, 0xff, 0xff]).is_err());
     }
 }

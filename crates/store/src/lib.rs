@@ -4,6 +4,7 @@
 
 pub mod notifications;
 pub mod outbox;
+pub mod status;
 
 use sqlx::{postgres::PgPoolOptions, PgPool};
 
@@ -43,10 +44,7 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
 /// Runs pending migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     use anyhow::Context;
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("failed to run database migrations")
+    MIGRATOR.run(pool).await.context("failed to run database migrations")
 }
 
 #[cfg(test)]
@@ -65,10 +63,6 @@ mod tests {
             assert!((0..OUTBOX_SHARDS).contains(&s));
             seen.insert(s);
         }
-        assert_eq!(
-            seen.len(),
-            OUTBOX_SHARDS as usize,
-            "keys spread over every shard"
-        );
+        assert_eq!(seen.len(), OUTBOX_SHARDS as usize, "keys spread over every shard");
     }
 }

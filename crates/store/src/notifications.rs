@@ -156,10 +156,7 @@ SELECT (SELECT count(*) FROM o) AS inserted,
 }
 
 /// Deletes idempotency records past their expiry, at most `batch` at a time.
-pub async fn delete_expired_idempotency_keys(
-    pool: &PgPool,
-    batch: i64,
-) -> Result<u64, sqlx::Error> {
+pub async fn delete_expired_idempotency_keys(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM idempotency_keys WHERE ctid IN
            (SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1)",
@@ -186,6 +183,8 @@ pub struct NotificationRow {
     pub status: String,
     pub attempts: i32,
     pub last_error: Option<String>,
+    pub template_version: Option<i32>,
+    pub language: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -201,13 +200,11 @@ pub struct HistoryRow {
 }
 
 /// A notification and its history, oldest entry first.
-pub async fn get(
-    pool: &PgPool,
-    id: Uuid,
-) -> Result<Option<(NotificationRow, Vec<HistoryRow>)>, sqlx::Error> {
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<(NotificationRow, Vec<HistoryRow>)>, sqlx::Error> {
     let Some(n) = sqlx::query_as::<_, NotificationRow>(
         "SELECT id, caller, request_id, user_id, channel, template_code, variables, priority,
-                metadata, correlation_id, status, attempts, last_error, created_at, updated_at
+                metadata, correlation_id, status, attempts, last_error, template_version, language,
+                created_at, updated_at
            FROM notifications WHERE id = $1",
     )
     .bind(id)

@@ -22,11 +22,7 @@ pub struct OutboxRow {
 /// A row is publishable when it is neither published nor parked, its back-off (if any) is
 /// over, and no earlier row of the same key is still backing off: a failed row holds back
 /// the rest of its key, so per-key order survives publish failures.
-pub async fn claim(
-    conn: &mut PgConnection,
-    shards: &[i16],
-    limit: i64,
-) -> Result<Vec<OutboxRow>, sqlx::Error> {
+pub async fn claim(conn: &mut PgConnection, shards: &[i16], limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
     sqlx::query_as::<_, OutboxRow>(
         r#"
 SELECT o.id, o.shard, o.topic, o.message_key, o.event_type, o.payload, o.headers, o.attempts
@@ -119,11 +115,7 @@ RETURNING o.id, o.parked_at IS NOT NULL AS parked
 }
 
 /// Deletes at most `batch` rows published before `older_than` ago.
-pub async fn delete_published(
-    pool: &PgPool,
-    older_than: std::time::Duration,
-    batch: i64,
-) -> Result<u64, sqlx::Error> {
+pub async fn delete_published(pool: &PgPool, older_than: std::time::Duration, batch: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM outbox WHERE id IN (
             SELECT id FROM outbox
@@ -161,4 +153,34 @@ pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
         oldest_age_secs: r.try_get("oldest")?,
         parked: r.try_get("parked")?,
     })
+}
+
+/// Writes one outbox row on its own (and wakes the relay), for events that are not part of a
+/// notification's acceptance (e.g. a provider's delivery report).
+pub async fn enqueue(pool: &PgPool, msg: &crate::notifications::NewOutboxMessage<'_>) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "WITH o AS (
+            INSERT INTO outbox (shard, topic, message_key, event_type, payload, headers)
+            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id)
+         SELECT id, (SELECT pg_notify('notify_outbox', '')) IS NULL AS woken FROM o",
+    )
+    .bind(msg.shard)
+    .bind(msg.topic)
+    .bind(msg.message_key)
+    .bind(msg.event_type)
+    .bind(msg.payload)
+    .bind(msg.headers)
+    .fetch_one(pool)
+    .await?;
+    row.try_get("id")
+}
+
+/// A notification's channel and attempts, if it exists (for status reports).
+pub async fn notification_channel(pool: &PgPool, id: uuid::Uuid) -> Result<Option<(String, i32)>, sqlx::Error> {
+    let row = sqlx::query("SELECT channel, attempts FROM notifications WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| Ok((r.try_get("channel")?, r.try_get("attempts")?)))
+        .transpose()
 }

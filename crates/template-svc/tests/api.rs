@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use template_svc::{
-    settings::Settings, startup::Application, SCOPE_TEMPLATES_READ, SCOPE_TEMPLATES_WRITE,
-};
+use template_svc::{settings::Settings, startup::Application, SCOPE_TEMPLATES_READ, SCOPE_TEMPLATES_WRITE};
 use test_support::{service_token, user_token, TestDb};
 
 struct TestApp {
@@ -36,9 +34,7 @@ async fn spawn_app() -> TestApp {
             op_timeout: Duration::from_millis(500),
         },
     };
-    let app = Application::build(settings)
-        .await
-        .expect("template-svc builds");
+    let app = Application::build(settings).await.expect("template-svc builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -79,13 +75,7 @@ fn welcome() -> Value {
 }
 
 impl TestApp {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> (StatusCode, Value) {
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -96,8 +86,7 @@ impl TestApp {
         let resp = req.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        let json =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
         (status, json)
     }
 
@@ -155,9 +144,7 @@ async fn creating_a_template_publishes_version_1_in_the_default_language() {
 async fn a_duplicate_code_is_a_conflict() {
     let app = spawn_app().await;
     app.create(&welcome()).await;
-    let (status, v) = app
-        .post("/api/v1/templates/", Some(&writer()), &welcome())
-        .await;
+    let (status, v) = app.post("/api/v1/templates/", Some(&writer()), &welcome()).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_error_envelope(&v, "conflict");
 }
@@ -168,11 +155,7 @@ async fn each_invalid_field_is_named_with_its_path() {
     let cases: Vec<(&str, Value, Vec<&str>)> = vec![
         ("code", json!("Welcome Email"), vec!["code"]),
         ("channel", json!("sms"), vec!["channel"]),
-        (
-            "default_language",
-            json!("english"),
-            vec!["default_language"],
-        ),
+        ("default_language", json!("english"), vec!["default_language"]),
         ("default_language", json!("fr"), vec!["content"]),
         ("name", json!(""), vec!["name"]),
         ("description", json!(7), vec!["description"]),
@@ -203,11 +186,7 @@ async fn each_invalid_field_is_named_with_its_path() {
         let mut body = welcome();
         body[field] = bad.clone();
         let (status, v) = app.post("/api/v1/templates/", Some(&writer()), &body).await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field}={bad}: {v}"
-        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}={bad}: {v}");
         assert_error_envelope(&v, "validation_failed");
         assert_eq!(detail_fields(&v), expected, "{field}={bad}");
     }
@@ -236,19 +215,14 @@ async fn a_new_version_becomes_active_and_old_versions_stay_readable_and_unchang
     assert_eq!(v["data"]["version"], 2);
     assert_eq!(v["data"]["active_version"], 2);
 
-    let (_, active) = app
-        .get("/api/v1/templates/welcome_email", Some(&reader()))
-        .await;
+    let (_, active) = app.get("/api/v1/templates/welcome_email", Some(&reader())).await;
     assert_eq!(active["data"]["version"], 2);
     assert_eq!(active["data"]["content"]["subject"], "Hi {{ first_name }}!");
     assert_eq!(active["data"]["required_variables"], json!(["first_name"]));
     assert_eq!(active["data"]["available_languages"], json!(["en"]));
 
     let (status, old) = app
-        .get(
-            "/api/v1/templates/welcome_email?version=1&lang=pt",
-            Some(&reader()),
-        )
+        .get("/api/v1/templates/welcome_email?version=1&lang=pt", Some(&reader()))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(old["data"]["version"], 1);
@@ -257,11 +231,10 @@ async fn a_new_version_becomes_active_and_old_versions_stay_readable_and_unchang
     assert_eq!(old["data"]["content"]["subject"], "Bem-vindo, {{ name }}");
 
     // The database itself refuses to change a published version.
-    let changed = sqlx::query(
-        "UPDATE template_contents SET content = '{}'::jsonb WHERE code = 'welcome_email' AND version = 1",
-    )
-    .execute(&app.db.pool)
-    .await;
+    let changed =
+        sqlx::query("UPDATE template_contents SET content = '{}'::jsonb WHERE code = 'welcome_email' AND version = 1")
+            .execute(&app.db.pool)
+            .await;
     assert!(changed.unwrap_err().to_string().contains("immutable"));
 
     let (status, _) = app
@@ -310,9 +283,7 @@ async fn a_new_version_must_keep_the_default_language_and_the_channel_fields() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, current) = app
-        .get("/api/v1/templates/welcome_email", Some(&reader()))
-        .await;
+    let (_, current) = app.get("/api/v1/templates/welcome_email", Some(&reader())).await;
     assert_eq!(current["data"]["active_version"], 1);
 }
 
@@ -364,10 +335,7 @@ async fn a_preview_renders_with_html_escaping_in_the_html_body_only() {
     assert_eq!(v["data"]["version"], 1);
     assert_eq!(v["data"]["language"], "en");
     assert_eq!(r["subject"], "Welcome, <Ann & Bob>");
-    assert_eq!(
-        r["text_body"],
-        "Hello <Ann & Bob>, confirm at https://x.test/?a=1&b=2"
-    );
+    assert_eq!(r["text_body"], "Hello <Ann & Bob>, confirm at https://x.test/?a=1&b=2");
     assert_eq!(
         r["html_body"],
         "<p>Hello <b>&lt;Ann &amp; Bob&gt;</b>, <a href=\"https:&#x2f;&#x2f;x.test&#x2f;?a=1&amp;b=2\">confirm</a></p>"
@@ -388,10 +356,7 @@ async fn a_preview_missing_a_variable_is_a_422_naming_it() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_error_envelope(&v, "validation_failed");
     assert_eq!(detail_fields(&v), ["variables.link"]);
-    assert!(
-        v["message"].as_str().unwrap().contains("language pt"),
-        "{v}"
-    );
+    assert!(v["message"].as_str().unwrap().contains("language pt"), "{v}");
 }
 
 #[tokio::test]
@@ -414,11 +379,7 @@ async fn a_preview_can_render_an_old_version() {
     assert_eq!(v["data"]["version"], 1);
     assert_eq!(v["data"]["rendered"]["subject"], "Welcome, Ann");
     let (_, v) = app
-        .post(
-            "/api/v1/templates/welcome_email/render",
-            Some(&reader()),
-            &json!({}),
-        )
+        .post("/api/v1/templates/welcome_email/render", Some(&reader()), &json!({}))
         .await;
     assert_eq!(v["data"]["rendered"]["subject"], "v2");
 }
@@ -463,9 +424,7 @@ async fn the_list_is_paginated_with_the_spec_meta_and_filters_by_channel() {
         "content": {"en": {"title": "t", "body": "b"}}
     }))
     .await;
-    let (status, v) = app
-        .get("/api/v1/templates/?page=2&limit=3", Some(&reader()))
-        .await;
+    let (status, v) = app.get("/api/v1/templates/?page=2&limit=3", Some(&reader())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         v["meta"],
@@ -479,9 +438,7 @@ async fn the_list_is_paginated_with_the_spec_meta_and_filters_by_channel() {
     assert_eq!(email["meta"]["total"], 3);
     assert_eq!(email["meta"]["has_next"], true);
     assert_eq!(email["data"][0]["languages"], json!(["en", "pt"]));
-    let (status, v) = app
-        .get("/api/v1/templates/?limit=0&channel=sms", Some(&reader()))
-        .await;
+    let (status, v) = app.get("/api/v1/templates/?limit=0&channel=sms", Some(&reader())).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(detail_fields(&v), ["channel", "limit"]);
 }
@@ -496,23 +453,17 @@ async fn reads_need_templates_read_and_writes_need_templates_write() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error_envelope(&v, "unauthorized");
     let stranger = service_token("billing", &["notifications:send"]);
-    let (status, _) = app
-        .get("/api/v1/templates/welcome_email", Some(&stranger))
-        .await;
+    let (status, _) = app.get("/api/v1/templates/welcome_email", Some(&stranger)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let end_user = user_token(&uuid_like());
     let (status, _) = app.get("/api/v1/templates/", Some(&end_user)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = app
-        .get("/api/v1/templates/welcome_email", Some(&writer()))
-        .await;
+    let (status, _) = app.get("/api/v1/templates/welcome_email", Some(&writer())).await;
     assert_eq!(status, StatusCode::OK, "write implies read");
 
     let mut other = welcome();
     other["code"] = json!("other");
-    let (status, v) = app
-        .post("/api/v1/templates/", Some(&reader()), &other)
-        .await;
+    let (status, v) = app.post("/api/v1/templates/", Some(&reader()), &other).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(v["message"].as_str().unwrap().contains("templates:write"));
     let (status, _) = app
@@ -565,11 +516,6 @@ async fn health_and_the_openapi_document_are_served() {
         assert!(v["paths"][path][method].is_object(), "{method} {path}");
     }
     assert!(v["components"]["securitySchemes"]["bearer"].is_object());
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap();
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);
 }

@@ -18,13 +18,12 @@ impl TemplateCode {
             .next()
             .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if raw.len() > 64 || !valid_start {
-            return Err(
-                "must be 1 to 64 characters and start with a lowercase letter or digit".into(),
-            );
+            return Err("must be 1 to 64 characters and start with a lowercase letter or digit".into());
         }
-        if !raw.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-        }) {
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
+        {
             return Err("may contain only lowercase letters, digits and _ . -".into());
         }
         Ok(Self(raw.to_string()))
@@ -66,15 +65,7 @@ mod tests {
         assert!(TemplateCode::parse("welcome_email").is_ok());
         assert!(TemplateCode::parse("order.shipped-v2").is_ok());
         assert!(TemplateCode::parse("9lives").is_ok());
-        for bad in [
-            "",
-            "Welcome",
-            "_x",
-            "-x",
-            "has space",
-            "café",
-            &"a".repeat(65),
-        ] {
+        for bad in ["", "Welcome", "_x", "-x", "has space", "café", &"a".repeat(65)] {
             assert!(TemplateCode::parse(bad).is_err(), "{bad:?}");
         }
     }

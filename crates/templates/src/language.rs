@@ -12,15 +12,15 @@ use serde::{Deserialize, Serialize};
 #[serde(try_from = "String", into = "String")]
 pub struct Language(String);
 
-const REASON: &str = "must be a language tag such as `en`, `fr` or `pt-BR` (language, optional script, optional region)";
+const REASON: &str =
+    "must be a language tag such as `en`, `fr` or `pt-BR` (language, optional script, optional region)";
 
 impl Language {
     /// Validates and canonicalises a tag; the error says what a tag looks like.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let mut parts = raw.split(['-', '_']);
         let language = parts.next().unwrap_or_default();
-        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic())
-        {
+        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(REASON.into());
         }
         let mut tag = language.to_ascii_lowercase();
@@ -159,18 +159,14 @@ mod tests {
         let available = [lang("en"), lang("pt"), lang("fr-CA")];
         let default = lang("en");
         let pick = |req: Option<&str>| {
-            resolve_language(req.map(lang).as_ref(), &available, &default)
-                .map(|l| l.as_str().to_string())
+            resolve_language(req.map(lang).as_ref(), &available, &default).map(|l| l.as_str().to_string())
         };
         assert_eq!(pick(Some("pt-BR")).as_deref(), Some("pt"));
         assert_eq!(pick(Some("fr-CA")).as_deref(), Some("fr-CA"));
         assert_eq!(pick(Some("fr")).as_deref(), Some("en"), "no child lookup");
         assert_eq!(pick(Some("de")).as_deref(), Some("en"));
         assert_eq!(pick(None).as_deref(), Some("en"));
-        assert_eq!(
-            resolve_language(Some(&lang("de")), &available, &lang("it")),
-            None
-        );
+        assert_eq!(resolve_language(Some(&lang("de")), &available, &lang("it")), None);
     }
 
     proptest! {

@@ -55,9 +55,7 @@ fn environment() -> Environment<'static> {
 }
 
 fn describe(err: &minijinja::Error) -> String {
-    let detail = err
-        .detail()
-        .map_or_else(|| err.kind().to_string(), str::to_string);
+    let detail = err.detail().map_or_else(|| err.kind().to_string(), str::to_string);
     match err.line() {
         Some(line) => format!("{detail} (line {line})"),
         None => detail,
@@ -116,11 +114,8 @@ fn missing_variable(
         .filter(|path| !is_global(env, path.split('.').next().unwrap_or_default()))
         .filter_map(|path| missing_part(variables, path))
         .collect();
-    let failing_line = err
-        .line()
-        .and_then(|n| source.lines().nth(n.saturating_sub(1)));
-    let on_line =
-        failing_line.and_then(|line| candidates.iter().find(|c| line.contains(c.as_str())));
+    let failing_line = err.line().and_then(|n| source.lines().nth(n.saturating_sub(1)));
+    let on_line = failing_line.and_then(|line| candidates.iter().find(|c| line.contains(c.as_str())));
     on_line
         .or_else(|| candidates.iter().next())
         .cloned()
@@ -158,9 +153,7 @@ fn render_optional(
     source: Option<&str>,
     variables: &Map<String, Value>,
 ) -> Result<Option<String>, RenderError> {
-    source
-        .map(|s| render_field(env, field, s, variables))
-        .transpose()
+    source.map(|s| render_field(env, field, s, variables)).transpose()
 }
 
 /// Subjects and titles are one line: a line break (from a variable) would otherwise let a
@@ -175,10 +168,7 @@ fn single_line(rendered: String) -> String {
 
 /// Renders every field of `content` with `variables`. Line breaks in a rendered subject or
 /// push title become spaces.
-pub fn render(
-    content: &TemplateContent,
-    variables: &Map<String, Value>,
-) -> Result<Rendered, RenderError> {
+pub fn render(content: &TemplateContent, variables: &Map<String, Value>) -> Result<Rendered, RenderError> {
     let env = environment();
     Ok(match content {
         TemplateContent::Email(c) => Rendered::Email(EmailContent {
@@ -262,14 +252,9 @@ mod tests {
         };
         assert!(email.subject.contains("<Tom & \"Jerry\">"));
         assert!(email.text_body.contains("<Tom & \"Jerry\">"));
-        assert!(email
-            .html_body
-            .contains("&lt;Tom &amp; &quot;Jerry&quot;&gt;"));
+        assert!(email.html_body.contains("&lt;Tom &amp; &quot;Jerry&quot;&gt;"));
         assert!(!email.html_body.contains("<Tom"));
-        assert!(
-            email.html_body.starts_with("<p>Hello <b>"),
-            "markup is kept"
-        );
+        assert!(email.html_body.starts_with("<p>Hello <b>"), "markup is kept");
     }
 
     #[test]
@@ -289,8 +274,7 @@ mod tests {
             text_body: "t".into(),
             html_body: "{{ banner | safe }} {{ banner }}".into(),
         });
-        let Rendered::Email(email) = render(&content, &vars(json!({"banner": "<hr>"}))).unwrap()
-        else {
+        let Rendered::Email(email) = render(&content, &vars(json!({"banner": "<hr>"}))).unwrap() else {
             panic!("not an email")
         };
         insta::assert_snapshot!(email.html_body, @"<hr> &lt;hr&gt;");
@@ -307,21 +291,13 @@ mod tests {
             panic!("not an email")
         };
         assert_eq!(email.subject, "Welcome, Ann Bcc: evil@example.com & co");
-        assert!(
-            email.text_body.contains("Ann\r\nBcc"),
-            "bodies keep their lines"
-        );
+        assert!(email.text_body.contains("Ann\r\nBcc"), "bodies keep their lines");
     }
 
     #[test]
     fn a_missing_variable_is_named() {
         let err = render(&welcome(), &vars(json!({"name": "Ann"}))).unwrap_err();
-        assert_eq!(
-            err,
-            RenderError::MissingVariable {
-                name: "link".into()
-            }
-        );
+        assert_eq!(err, RenderError::MissingVariable { name: "link".into() });
         assert_eq!(err.to_string(), "template variable `link` is not defined");
     }
 
@@ -335,12 +311,7 @@ mod tests {
             }
         );
         let err = render(&order_push(), &vars(json!({"items": []}))).unwrap_err();
-        assert_eq!(
-            err,
-            RenderError::MissingVariable {
-                name: "order".into()
-            }
-        );
+        assert_eq!(err, RenderError::MissingVariable { name: "order".into() });
     }
 
     #[test]
@@ -389,17 +360,13 @@ mod tests {
             image_url: Some("{{ img }}".into()),
             link_url: None,
         });
-        assert_eq!(
-            required_variables(&content).unwrap(),
-            ["count", "img", "user"]
-        );
+        assert_eq!(required_variables(&content).unwrap(), ["count", "img", "user"]);
     }
 
     #[test]
     fn runaway_templates_run_out_of_fuel() {
         let content = TemplateContent::Push(PushContent {
-            title: "{% for a in range(1000) %}{% for b in range(1000) %}x{% endfor %}{% endfor %}"
-                .into(),
+            title: "{% for a in range(1000) %}{% for b in range(1000) %}x{% endfor %}{% endfor %}".into(),
             body: "b".into(),
             image_url: None,
             link_url: None,

@@ -35,20 +35,34 @@ pub fn read_all(
         .set("broker.address.family", "v4")
         .create()
         .expect("consumer");
+    // Topics may not exist yet (services create them at start): wait until they do.
+    let deadline = std::time::Instant::now() + timeout;
     let mut tpl = TopicPartitionList::new();
     for topic in topics {
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
-        for t in md.topics() {
-            for p in t.partitions() {
-                tpl.add_partition_offset(t.name(), p.id(), Offset::Beginning)
-                    .expect("offset");
+        loop {
+            let partitions: Vec<i32> = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .map(|md| {
+                    md.topics()
+                        .iter()
+                        .filter(|t| t.error().is_none())
+                        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !partitions.is_empty() {
+                for p in partitions {
+                    tpl.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
+                }
+                break;
             }
+            if std::time::Instant::now() >= deadline {
+                return Vec::new();
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
     consumer.assign(&tpl).expect("assign");
-    let deadline = std::time::Instant::now() + timeout;
     let mut out = Vec::new();
     let mut last_seen = std::time::Instant::now();
     while std::time::Instant::now() < deadline {
@@ -61,8 +75,7 @@ pub fn read_all(
                             .map(|h| {
                                 (
                                     h.key.to_string(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
                                 )
                             })
                             .collect()

@@ -7,6 +7,7 @@
 pub mod kafka;
 pub mod process;
 pub mod servers;
+pub mod smtp;
 
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,7 @@ pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 /// Admin connection URL for creating test databases (`TEST_DATABASE_URL`).
 pub fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Broker address (`TEST_KAFKA_BOOTSTRAP`, default `127.0.0.1:9092`).
@@ -103,12 +103,7 @@ pub fn issuer() -> JwtIssuer {
 /// A service token for `subject` with `scopes`, valid for an hour.
 pub fn service_token(subject: &str, scopes: &[&str]) -> String {
     issuer()
-        .issue(
-            subject,
-            TokenUse::Service,
-            scopes,
-            Duration::from_secs(3600),
-        )
+        .issue(subject, TokenUse::Service, scopes, Duration::from_secs(3600))
         .unwrap()
 }
 

@@ -10,11 +10,7 @@ use std::{
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf();
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -40,9 +36,7 @@ impl Proc {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("failed to start {name}: {e}"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("failed to start {name}: {e}"));
         Self {
             child,
             name: name.to_string(),

@@ -14,18 +14,14 @@ fn tool(var: &str, default_rel: &str) -> PathBuf {
         return PathBuf::from(p);
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let cache =
-        std::env::var("NOTIFY_CACHE").unwrap_or_else(|_| format!("{home}/.cache/notify-platform"));
+    let cache = std::env::var("NOTIFY_CACHE").unwrap_or_else(|_| format!("{home}/.cache/notify-platform"));
     PathBuf::from(cache).join(default_rel)
 }
 
 fn wait_port(port: u16, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "server on port {port} did not start"
-        );
+        assert!(Instant::now() < deadline, "server on port {port} did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -66,13 +62,7 @@ impl PrivateBroker {
             .expect("log");
         let child = Command::new(&bin)
             .current_dir(&self.dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -123,13 +113,7 @@ impl PrivateRegistry {
         self.stop();
         let bin = tool("RIVVEN_BIN", "tools/rivven-schema-0.0.22/bin/rivven-schema");
         let child = Command::new(&bin)
-            .args([
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &self.port.to_string(),
-            ])
+            .args(["serve", "--host", "127.0.0.1", "--port", &self.port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -4,9 +4,7 @@
 
 use anyhow::Context;
 use argon2::{
-    password_hash::{
-        rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString,
-    },
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString},
     Algorithm, Argon2, Params, Version,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -48,16 +46,12 @@ impl Passwords {
 
     /// Whether `password` matches `stored`; with no stored hash (unknown account) it does
     /// the same work and answers false.
-    pub async fn verify(
-        &self,
-        password: SecretString,
-        stored: Option<String>,
-    ) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> anyhow::Result<bool> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let matches = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
-            let parsed = PasswordHash::new(&hash)
-                .map_err(|e| anyhow::anyhow!("stored password hash is malformed: {e}"))?;
+            let parsed =
+                PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored password hash is malformed: {e}"))?;
             Ok(Argon2::default()
                 .verify_password(password.expose_secret().as_bytes(), &parsed)
                 .is_ok())
@@ -99,10 +93,7 @@ mod tests {
         let hash = p.hash(secret("correct horse")).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(!hash.contains("correct horse"));
-        assert!(p
-            .verify(secret("correct horse"), Some(hash.clone()))
-            .await
-            .unwrap());
+        assert!(p.verify(secret("correct horse"), Some(hash.clone())).await.unwrap());
         assert!(!p.verify(secret("wrong horse"), Some(hash)).await.unwrap());
     }
 

@@ -37,9 +37,8 @@ impl Application {
             db::migrate(&pool).await?;
         }
         let verifier = JwtVerifier::new(&settings.auth).context("invalid JWT key material")?;
-        let issuer = JwtIssuer::new(&settings.auth).context(
-            "user-svc signs login tokens: set APP_JWT_HS256_SECRET or APP_JWT_RS256_PRIVATE_KEY(_FILE)",
-        )?;
+        let issuer = JwtIssuer::new(&settings.auth)
+            .context("user-svc signs login tokens: set APP_JWT_HS256_SECRET or APP_JWT_RS256_PRIVATE_KEY(_FILE)")?;
         let passwords = Passwords::new(settings.password_hashing)?;
         let cache = Cache::new(&settings.cache).context("invalid APP_REDIS_URL")?;
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
@@ -76,10 +75,7 @@ impl Application {
                         .route("/{id}", web::patch().to(users::patch))
                         .route("/{id}", web::delete().to(users::delete))
                         .route("/{id}/push-tokens", web::post().to(users::add_push_token))
-                        .route(
-                            "/{id}/push-tokens/{token}",
-                            web::delete().to(users::remove_push_token),
-                        )
+                        .route("/{id}/push-tokens/{token}", web::delete().to(users::remove_push_token))
                         .route("/{id}/preferences", web::put().to(users::set_preferences)),
                 )
                 .default_service(web::to(notify_kit::http::not_found))

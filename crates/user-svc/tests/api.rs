@@ -15,8 +15,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 use test_support::{service_token, user_token, TestDb};
 use user_svc::{
-    password::HashingParams, settings::Settings, startup::Application, SCOPE_USERS_READ,
-    SCOPE_USERS_WRITE,
+    password::HashingParams, settings::Settings, startup::Application, SCOPE_USERS_READ, SCOPE_USERS_WRITE,
 };
 
 // ---------------------------------------------------------------- log capture
@@ -132,13 +131,7 @@ fn spec_body(email: &str) -> Value {
 }
 
 impl TestApp {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> (StatusCode, Value) {
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -149,8 +142,7 @@ impl TestApp {
         let resp = req.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        let json =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
         (status, json)
     }
 
@@ -207,11 +199,7 @@ fn detail_fields(v: &Value) -> Vec<String> {
 async fn the_spec_body_creates_a_user_and_stores_only_an_argon2id_hash() {
     let app = spawn_app().await;
     let (status, v) = app
-        .post(
-            "/api/v1/users/",
-            Some(&writer()),
-            &spec_body("john@example.com"),
-        )
+        .post("/api/v1/users/", Some(&writer()), &spec_body("john@example.com"))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["success"], true);
@@ -238,11 +226,7 @@ async fn a_duplicate_email_is_a_conflict_whatever_its_case() {
     let app = spawn_app().await;
     app.create_user("ann@example.com").await;
     let (status, v) = app
-        .post(
-            "/api/v1/users/",
-            Some(&writer()),
-            &spec_body("ANN@Example.com"),
-        )
+        .post("/api/v1/users/", Some(&writer()), &spec_body("ANN@Example.com"))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_error_envelope(&v, "conflict");
@@ -281,11 +265,7 @@ async fn each_invalid_field_is_named() {
         let mut body = spec_body("x@example.com");
         body[field] = bad.clone();
         let (status, v) = app.post("/api/v1/users/", Some(&writer()), &body).await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field}={bad}: {v}"
-        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}={bad}: {v}");
         assert_error_envelope(&v, "validation_failed");
         assert_eq!(detail_fields(&v), [expected], "{field}={bad}");
     }
@@ -331,9 +311,7 @@ async fn creating_needs_a_service_token_with_users_write() {
 #[tokio::test]
 async fn open_registration_lets_anyone_sign_up() {
     let app = spawn_app_with(|s| s.open_registration = true).await;
-    let (status, v) = app
-        .post("/api/v1/users/", None, &spec_body("open@example.com"))
-        .await;
+    let (status, v) = app.post("/api/v1/users/", None, &spec_body("open@example.com")).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
 }
 
@@ -343,9 +321,7 @@ async fn open_registration_lets_anyone_sign_up() {
 async fn login_issues_a_short_lived_self_token_that_cannot_send_notifications() {
     let app = spawn_app_with(|s| s.user_token_ttl = Duration::from_secs(600)).await;
     let id = app.create_user("carol@example.com").await;
-    let (status, v) = app
-        .login("Carol@EXAMPLE.com", "correct horse battery staple")
-        .await;
+    let (status, v) = app.login("Carol@EXAMPLE.com", "correct horse battery staple").await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["token_type"], "Bearer");
     assert_eq!(v["data"]["expires_in"], 600);
@@ -362,12 +338,8 @@ async fn login_issues_a_short_lived_self_token_that_cannot_send_notifications() 
     assert!(!caller.has_scope(SCOPE_SEND));
     assert!(!caller.has_scope(SCOPE_USERS_READ));
 
-    let claims: Value =
-        serde_json::from_slice(&base64_decode(token.split('.').nth(1).unwrap())).unwrap();
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        600
-    );
+    let claims: Value = serde_json::from_slice(&base64_decode(token.split('.').nth(1).unwrap())).unwrap();
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600);
     assert_eq!(claims["scope"], "users:self");
 
     let (status, me) = app.get(&format!("/api/v1/users/{id}"), Some(token)).await;
@@ -399,18 +371,12 @@ async fn a_wrong_password_and_an_unknown_email_are_refused_alike() {
     let app = spawn_app().await;
     app.create_user("dave@example.com").await;
     let (s1, wrong) = app.login("dave@example.com", "not the password").await;
-    let (s2, unknown) = app
-        .login("nobody@example.com", "correct horse battery staple")
-        .await;
+    let (s2, unknown) = app.login("nobody@example.com", "correct horse battery staple").await;
     assert_eq!(s1, StatusCode::UNAUTHORIZED);
     assert_eq!(s2, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong["message"], unknown["message"]);
     let (status, v) = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            &json!({"email": "dave@example.com"}),
-        )
+        .post("/api/v1/auth/login", None, &json!({"email": "dave@example.com"}))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(detail_fields(&v), ["password"]);
@@ -432,11 +398,7 @@ async fn the_password_never_appears_in_a_response_or_a_log_line() {
     // A body that fails validation elsewhere still carries the password.
     let mut invalid = body.clone();
     invalid["email"] = json!("broken");
-    responses.push(
-        app.post("/api/v1/users/", Some(&writer()), &invalid)
-            .await
-            .1,
-    );
+    responses.push(app.post("/api/v1/users/", Some(&writer()), &invalid).await.1);
     responses.push(app.post("/api/v1/users/", Some(&writer()), &body).await.1); // 409
     let (_, login) = app.login("erin@example.com", &password).await;
     let token = login["data"]["access_token"].as_str().unwrap().to_string();
@@ -452,23 +414,13 @@ async fn the_password_never_appears_in_a_response_or_a_log_line() {
         .await
         .1,
     );
-    responses.push(
-        app.get(&format!("/api/v1/users/{id}"), Some(&token))
-            .await
-            .1,
-    );
+    responses.push(app.get(&format!("/api/v1/users/{id}"), Some(&token)).await.1);
     responses.push(app.get("/api/v1/users/", Some(&reader())).await.1);
 
     for r in &responses {
         let text = r.to_string();
-        assert!(
-            !text.contains(&password),
-            "response leaks the password: {text}"
-        );
-        assert!(
-            !text.contains(&new_password),
-            "response leaks the password: {text}"
-        );
+        assert!(!text.contains(&password), "response leaks the password: {text}");
+        assert!(!text.contains(&new_password), "response leaks the password: {text}");
         assert!(!text.contains("$argon2"), "response leaks the hash: {text}");
     }
     let logs = logs_text();
@@ -477,10 +429,7 @@ async fn the_password_never_appears_in_a_response_or_a_log_line() {
         "the capture works: the creation was logged with the user id"
     );
     assert!(!logs.contains(&password), "a log line holds the password");
-    assert!(
-        !logs.contains(&new_password),
-        "a log line holds the new password"
-    );
+    assert!(!logs.contains(&new_password), "a log line holds the new password");
     assert!(!logs.contains("$argon2"), "a log line holds a hash");
 }
 
@@ -496,9 +445,7 @@ async fn a_user_token_reads_and_changes_only_its_own_record() {
     let (status, _) = app.get(&format!("/api/v1/users/{me}"), Some(&token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let (_, login) = app
-        .login("me@example.com", "correct horse battery staple")
-        .await;
+    let (_, login) = app.login("me@example.com", "correct horse battery staple").await;
     let token = login["data"]["access_token"].as_str().unwrap().to_string();
     let (status, _) = app.get(&format!("/api/v1/users/{me}"), Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
@@ -521,16 +468,12 @@ async fn a_user_token_reads_and_changes_only_its_own_record() {
             Some(json!({"token": "stolen", "platform": "web"})),
         ),
     ] {
-        let (status, v) = app
-            .call(method.clone(), &path, Some(&token), body.as_ref())
-            .await;
+        let (status, v) = app.call(method.clone(), &path, Some(&token), body.as_ref()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {v}");
     }
     let (status, _) = app.get("/api/v1/users/", Some(&token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (_, still) = app
-        .get(&format!("/api/v1/users/{other}"), Some(&reader()))
-        .await;
+    let (_, still) = app.get(&format!("/api/v1/users/{other}"), Some(&reader())).await;
     assert_eq!(still["data"]["name"], "John Doe");
 }
 
@@ -538,9 +481,7 @@ async fn a_user_token_reads_and_changes_only_its_own_record() {
 async fn a_reading_service_cannot_change_users() {
     let app = spawn_app().await;
     let id = app.create_user("f@example.com").await;
-    let (status, _) = app
-        .get(&format!("/api/v1/users/{id}"), Some(&reader()))
-        .await;
+    let (status, _) = app.get(&format!("/api/v1/users/{id}"), Some(&reader())).await;
     assert_eq!(status, StatusCode::OK);
     let (status, v) = app
         .call(
@@ -587,18 +528,11 @@ async fn a_patch_changes_only_the_given_fields() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
-    let (status, v) = app
-        .call(Method::PATCH, &path, Some(&writer()), Some(&json!({})))
-        .await;
+    let (status, v) = app.call(Method::PATCH, &path, Some(&writer()), Some(&json!({}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(detail_fields(&v), ["body"]);
     let (status, v) = app
-        .call(
-            Method::PATCH,
-            &path,
-            Some(&writer()),
-            Some(&json!({"userName": "x"})),
-        )
+        .call(Method::PATCH, &path, Some(&writer()), Some(&json!({"userName": "x"})))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(detail_fields(&v), ["userName"]);
@@ -608,9 +542,7 @@ async fn a_patch_changes_only_the_given_fields() {
 async fn an_end_user_changes_the_password_only_with_the_current_one() {
     let app = spawn_app().await;
     let id = app.create_user("h@example.com").await;
-    let (_, login) = app
-        .login("h@example.com", "correct horse battery staple")
-        .await;
+    let (_, login) = app.login("h@example.com", "correct horse battery staple").await;
     let token = login["data"]["access_token"].as_str().unwrap().to_string();
     let path = format!("/api/v1/users/{id}");
     let (status, v) = app
@@ -643,15 +575,10 @@ async fn an_end_user_changes_the_password_only_with_the_current_one() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        app.login("h@example.com", "correct horse battery staple")
-            .await
-            .0,
+        app.login("h@example.com", "correct horse battery staple").await.0,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(
-        app.login("h@example.com", "a new passphrase").await.0,
-        StatusCode::OK
-    );
+    assert_eq!(app.login("h@example.com", "a new passphrase").await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -695,9 +622,7 @@ async fn push_tokens_are_added_moved_between_users_and_removed() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (_, user_a) = app
-        .get(&format!("/api/v1/users/{a}"), Some(&reader()))
-        .await;
+    let (_, user_a) = app.get(&format!("/api/v1/users/{a}"), Some(&reader())).await;
     assert_eq!(user_a["data"]["push_tokens"].as_array().unwrap().len(), 1);
 
     let (status, v) = app
@@ -747,17 +672,9 @@ async fn preferences_are_replaced_as_a_whole() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        v["data"]["preferences"],
-        json!({"email": false, "push": true})
-    );
+    assert_eq!(v["data"]["preferences"], json!({"email": false, "push": true}));
     let (status, v) = app
-        .call(
-            Method::PUT,
-            &path,
-            Some(&writer()),
-            Some(&json!({"email": true})),
-        )
+        .call(Method::PUT, &path, Some(&writer()), Some(&json!({"email": true})))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(detail_fields(&v), ["push"]);
@@ -775,9 +692,7 @@ async fn a_deleted_user_is_gone_for_readers_and_login() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_envelope(&v, "not_found");
     assert_eq!(
-        app.login("del@example.com", "correct horse battery staple")
-            .await
-            .0,
+        app.login("del@example.com", "correct horse battery staple").await.0,
         StatusCode::UNAUTHORIZED
     );
     let (status, _) = app.call(Method::DELETE, &path, Some(&writer()), None).await;
@@ -798,9 +713,7 @@ async fn the_list_is_paginated_with_the_spec_meta() {
     for i in 0..3 {
         app.create_user(&format!("u{i}@example.com")).await;
     }
-    let (status, v) = app
-        .get("/api/v1/users/?page=2&limit=2", Some(&reader()))
-        .await;
+    let (status, v) = app.get("/api/v1/users/?page=2&limit=2", Some(&reader())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         v["meta"],
@@ -812,9 +725,7 @@ async fn the_list_is_paginated_with_the_spec_meta() {
     assert_eq!(first["meta"]["has_next"], true);
     assert_eq!(first["meta"]["has_previous"], false);
 
-    let (status, v) = app
-        .get("/api/v1/users/?page=0&limit=1000", Some(&reader()))
-        .await;
+    let (status, v) = app.get("/api/v1/users/?page=0&limit=1000", Some(&reader())).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(detail_fields(&v), ["page", "limit"]);
     let (status, v) = app.get("/api/v1/users/?sort=name", Some(&reader())).await;
@@ -860,12 +771,7 @@ async fn the_openapi_document_and_metrics_are_served() {
         assert!(v["paths"][path][method].is_object(), "{method} {path}");
     }
     assert!(v["components"]["schemas"]["CreateUserBody"]["properties"]["push_token"].is_object());
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap();
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);
 }
 

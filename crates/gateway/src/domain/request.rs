@@ -4,7 +4,7 @@
 //! reported at once with the field it concerns (unknown and camelCase fields included),
 //! instead of serde's first-error-wins.
 
-use notify_kit::FieldError;
+use notify_kit::{validate::camel_to_snake, FieldError};
 use notify_schemas::Channel;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -60,13 +60,12 @@ impl TemplateCode {
             .next()
             .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if raw.len() > 64 || !valid_start {
-            return Err(
-                "must be 1 to 64 characters and start with a lowercase letter or digit".into(),
-            );
+            return Err("must be 1 to 64 characters and start with a lowercase letter or digit".into());
         }
-        if !raw.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-        }) {
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
+        {
             return Err("may contain only lowercase letters, digits and _ . -".into());
         }
         Ok(Self(raw.to_string()))
@@ -115,36 +114,13 @@ pub struct NotificationRequest {
     pub metadata: Map<String, Value>,
 }
 
-fn camel_to_snake(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 4);
-    for (i, c) in s.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else if c == '-' {
-            out.push('_');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn is_variable_name(k: &str) -> bool {
     let mut bytes = k.bytes();
-    let first_ok = bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
     first_ok && k.len() <= 64 && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn required_str<'a>(
-    body: &'a Map<String, Value>,
-    field: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<&'a str> {
+fn required_str<'a>(body: &'a Map<String, Value>, field: &str, errors: &mut Vec<FieldError>) -> Option<&'a str> {
     match body.get(field) {
         None | Some(Value::Null) => {
             errors.push(FieldError::new(field, "is required"));
@@ -167,10 +143,7 @@ fn optional_object(
     match body.get(field) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) if m.len() > max_keys => {
-            errors.push(FieldError::new(
-                field,
-                format!("may hold at most {max_keys} keys"),
-            ));
+            errors.push(FieldError::new(field, format!("may hold at most {max_keys} keys")));
             Map::new()
         }
         Some(Value::Object(m)) => m.clone(),
@@ -203,12 +176,7 @@ impl NotificationRequest {
 
         let channel = required_str(body, "notification_type", &mut errors).and_then(|s| {
             s.parse::<Channel>()
-                .map_err(|_| {
-                    errors.push(FieldError::new(
-                        "notification_type",
-                        "must be `email` or `push`",
-                    ))
-                })
+                .map_err(|_| errors.push(FieldError::new("notification_type", "must be `email` or `push`")))
                 .ok()
         });
         let user_id = required_str(body, "user_id", &mut errors).and_then(|s| {
@@ -244,21 +212,19 @@ impl NotificationRequest {
         let metadata = optional_object(body, "metadata", MAX_METADATA_KEYS, &mut errors);
 
         match (channel, user_id, template_code, request_id, priority) {
-            (
-                Some(channel),
-                Some(user_id),
-                Some(template_code),
-                Some(request_id),
-                Some(priority),
-            ) if errors.is_empty() => Ok(Self {
-                channel,
-                user_id,
-                template_code,
-                variables,
-                request_id,
-                priority,
-                metadata,
-            }),
+            (Some(channel), Some(user_id), Some(template_code), Some(request_id), Some(priority))
+                if errors.is_empty() =>
+            {
+                Ok(Self {
+                    channel,
+                    user_id,
+                    template_code,
+                    variables,
+                    request_id,
+                    priority,
+                    metadata,
+                })
+            }
             _ => Err(errors),
         }
     }
@@ -324,13 +290,8 @@ mod tests {
         obj.insert("userId".into(), v);
         let errs = errors_for(body);
         assert!(fields(&errs).contains(&"userId"));
-        assert!(errs
-            .iter()
-            .any(|e| e.reason.contains("did you mean `user_id`")));
-        assert!(
-            fields(&errs).contains(&"user_id"),
-            "user_id is then missing"
-        );
+        assert!(errs.iter().any(|e| e.reason.contains("did you mean `user_id`")));
+        assert!(fields(&errs).contains(&"user_id"), "user_id is then missing");
     }
 
     #[test]
@@ -367,15 +328,7 @@ mod tests {
         let errs = errors_for(json!({}));
         let mut f = fields(&errs);
         f.sort_unstable();
-        assert_eq!(
-            f,
-            vec![
-                "notification_type",
-                "request_id",
-                "template_code",
-                "user_id"
-            ]
-        );
+        assert_eq!(f, vec!["notification_type", "request_id", "template_code", "user_id"]);
         assert!(errs.iter().all(|e| e.reason == "is required"));
     }
 
@@ -388,15 +341,9 @@ mod tests {
         }
         let mut body = valid();
         body.as_object_mut().unwrap().remove("priority");
-        assert_eq!(
-            NotificationRequest::parse(&body).unwrap().priority.value(),
-            5
-        );
+        assert_eq!(NotificationRequest::parse(&body).unwrap().priority.value(), 5);
         body["priority"] = json!(8);
-        assert!(NotificationRequest::parse(&body)
-            .unwrap()
-            .priority
-            .is_high());
+        assert!(NotificationRequest::parse(&body).unwrap().priority.is_high());
     }
 
     #[test]

@@ -21,10 +21,7 @@ use super::AppState;
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let postgres = check("postgres", true, Duration::from_secs(2), async {
-        sqlx::query("SELECT 1")
-            .execute(&state.pool)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ())
     })
     .await;
     HealthReport::new("gateway", env!("CARGO_PKG_VERSION"), vec![postgres]).into_response()

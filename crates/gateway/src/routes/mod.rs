@@ -3,6 +3,7 @@
 pub mod health;
 pub mod notifications;
 pub mod openapi;
+pub mod status;
 
 use notify_kit::health::HealthReport;
 use sqlx::PgPool;
@@ -12,6 +13,8 @@ use sqlx::PgPool;
 pub struct AppState {
     pub pool: PgPool,
     pub idempotency_ttl: std::time::Duration,
+    /// Checks that users and templates exist (see [`crate::domain::references`]).
+    pub references: Option<std::sync::Arc<crate::domain::references::References>>,
 }
 
 /// Used only to name a type for the OpenAPI document.

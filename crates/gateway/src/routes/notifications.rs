@@ -9,9 +9,7 @@ use notify_kit::{
     ApiError, ApiResponse,
 };
 use notify_schemas::{headers, topics::Topics, NotificationRequested, NOTIFICATION_REQUESTED};
-use notify_store::notifications::{
-    self as store, AcceptOutcome, NewNotification, NewOutboxMessage,
-};
+use notify_store::notifications::{self as store, AcceptOutcome, NewNotification, NewOutboxMessage};
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -80,6 +78,10 @@ pub struct NotificationView {
     pub status: String,
     pub attempts: i32,
     pub last_error: Option<String>,
+    /// Template version used for delivery (once sent).
+    pub template_version: Option<i32>,
+    /// Template language used for delivery (once sent).
+    pub language: Option<String>,
     pub correlation_id: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -137,6 +139,14 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(SCOPE_SEND)?;
     let request = NotificationRequest::parse(&body).map_err(ApiError::Validation)?;
+    if let Some(references) = &state.references {
+        let errors = references
+            .check(request.user_id, request.template_code.as_str(), request.channel)
+            .await;
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+    }
     let fingerprint = request.fingerprint();
 
     let id = Uuid::now_v7();
@@ -212,8 +222,8 @@ pub async fn create(
         }
         AcceptOutcome::Existing(stored) if stored.request_hash == fingerprint => {
             tracing::info!(notification_id = %stored.notification_id, "idempotent replay");
-            let status = StatusCode::from_u16(u16::try_from(stored.status).unwrap_or(202))
-                .unwrap_or(StatusCode::ACCEPTED);
+            let status =
+                StatusCode::from_u16(u16::try_from(stored.status).unwrap_or(202)).unwrap_or(StatusCode::ACCEPTED);
             Ok(HttpResponse::build(status)
                 .insert_header((REPLAYED_HEADER, "true"))
                 .json(stored.body))
@@ -239,11 +249,7 @@ pub async fn create(
     ),
     security(("bearer" = []))
 )]
-pub async fn get(
-    caller: Caller,
-    path: web::Path<Uuid>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(caller: Caller, path: web::Path<Uuid>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let not_found = || ApiError::NotFound(format!("notification {id} not found"));
     let (n, history) = store::get(&state.pool, id)
@@ -266,6 +272,8 @@ pub async fn get(
         status: n.status,
         attempts: n.attempts,
         last_error: n.last_error,
+        template_version: n.template_version,
+        language: n.language,
         correlation_id: n.correlation_id,
         created_at: n.created_at,
         updated_at: n.updated_at,

@@ -6,7 +6,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{health, notifications};
+use super::{health, notifications, status};
 
 struct BearerAuth;
 
@@ -29,12 +29,14 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Notification gateway", description = "Accepts email and push notifications for asynchronous delivery. Every response is the envelope {success, data, message, meta}."),
-    paths(notifications::create, notifications::get, health::health),
+    paths(notifications::create, notifications::get, status::report, health::health),
     components(schemas(
         notifications::SendNotificationBody,
         notifications::Accepted,
         notifications::NotificationView,
         notifications::HistoryEntry,
+        status::StatusReportBody,
+        status::ReportAccepted,
         notify_kit::envelope::PageMeta,
         notify_kit::envelope::ErrorBody,
         notify_kit::envelope::FieldErrorBody,

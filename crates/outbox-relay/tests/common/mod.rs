@@ -14,8 +14,7 @@ use std::{
 use async_trait::async_trait;
 use chrono::Utc;
 use notify_schemas::{
-    registry::SchemaRegistry, topics::Topics, wire, Channel, NotificationRequested,
-    NOTIFICATION_REQUESTED,
+    registry::SchemaRegistry, topics::Topics, wire, Channel, NotificationRequested, NOTIFICATION_REQUESTED,
 };
 use notify_store::notifications::{accept, AcceptOutcome, NewNotification, NewOutboxMessage};
 use outbox_relay::{
@@ -30,13 +29,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Writes a notification for `user` exactly as the gateway does (same store function).
-pub async fn enqueue(
-    pool: &PgPool,
-    user: Uuid,
-    channel: Channel,
-    priority: i16,
-    seq: usize,
-) -> Uuid {
+pub async fn enqueue(pool: &PgPool, user: Uuid, channel: Channel, priority: i16, seq: usize) -> Uuid {
     let id = Uuid::now_v7();
     let now = Utc::now();
     let request_id = format!("req-{seq}-{id}");
@@ -118,9 +111,7 @@ pub struct RunningRelay {
 
 impl RunningRelay {
     pub async fn start(settings: Settings, publisher: Option<Arc<dyn Publisher>>) -> Self {
-        let app = Application::build(settings, publisher)
-            .await
-            .expect("relay builds");
+        let app = Application::build(settings, publisher).await.expect("relay builds");
         let port = app.port();
         let stop = CancellationToken::new();
         let handle = tokio::spawn(app.run_until_stopped(stop.clone()));
@@ -170,21 +161,10 @@ pub fn request_topics(prefix: &str) -> Vec<String> {
     ]
 }
 
-pub async fn read_records(
-    bootstrap: &str,
-    topics: Vec<String>,
-    expected: usize,
-    settle: Duration,
-) -> Vec<Record> {
+pub async fn read_records(bootstrap: &str, topics: Vec<String>, expected: usize, settle: Duration) -> Vec<Record> {
     let bootstrap = bootstrap.to_string();
     tokio::task::spawn_blocking(move || {
-        test_support::kafka::read_all(
-            &bootstrap,
-            &topics,
-            expected,
-            Duration::from_secs(60),
-            settle,
-        )
+        test_support::kafka::read_all(&bootstrap, &topics, expected, Duration::from_secs(60), settle)
     })
     .await
     .unwrap()
@@ -192,20 +172,10 @@ pub async fn read_records(
 
 /// Asserts that, per (topic, key), records appear in the order their notifications were
 /// enqueued (`order` maps notification id → enqueue sequence).
-pub fn assert_in_order_per_key(
-    records: &[Record],
-    decoded: &[NotificationRequested],
-    order: &HashMap<String, usize>,
-) {
+pub fn assert_in_order_per_key(records: &[Record], decoded: &[NotificationRequested], order: &HashMap<String, usize>) {
     let mut last: HashMap<(String, String), (i64, usize)> = HashMap::new();
     let mut idx: Vec<usize> = (0..records.len()).collect();
-    idx.sort_by_key(|&i| {
-        (
-            records[i].topic.clone(),
-            records[i].partition,
-            records[i].offset,
-        )
-    });
+    idx.sort_by_key(|&i| (records[i].topic.clone(), records[i].partition, records[i].offset));
     for i in idx {
         let r = &records[i];
         let seq = order[&decoded[i].notification_id];

@@ -9,8 +9,7 @@ use notify_schemas::{registry::SchemaRegistry, CONTRACTS};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let url =
-        std::env::var("SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    let url = std::env::var("SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
     let level = std::env::var("SCHEMA_COMPATIBILITY").unwrap_or_else(|_| "BACKWARD".into());
     let registry = SchemaRegistry::new(&url).context("failed to build the registry client")?;
     let ids = registry

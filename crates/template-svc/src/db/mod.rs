@@ -33,8 +33,5 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
 
 /// Runs pending migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("failed to run database migrations")
+    MIGRATOR.run(pool).await.context("failed to run database migrations")
 }

@@ -36,7 +36,8 @@ pub struct Summary {
     pub languages: Vec<String>,
 }
 
-const TEMPLATE_COLUMNS: &str = "code, channel, name, description, default_language, active_version, created_by, created_at, updated_at";
+const TEMPLATE_COLUMNS: &str =
+    "code, channel, name, description, default_language, active_version, created_by, created_at, updated_at";
 
 async fn insert_version(
     tx: &mut Transaction<'_, Postgres>,
@@ -52,26 +53,20 @@ async fn insert_version(
         .execute(&mut **tx)
         .await?;
     for (language, content) in contents.iter() {
-        sqlx::query(
-            "INSERT INTO template_contents (code, version, language, content) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(code.as_str())
-        .bind(version)
-        .bind(language.as_str())
-        .bind(Json(content))
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("INSERT INTO template_contents (code, version, language, content) VALUES ($1, $2, $3, $4)")
+            .bind(code.as_str())
+            .bind(version)
+            .bind(language.as_str())
+            .bind(Json(content))
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
 
 /// Creates a template with version 1 active; `None` when the code is taken.
 #[tracing::instrument(skip_all, fields(template_code = %t.code))]
-pub async fn insert(
-    pool: &PgPool,
-    t: &NewTemplate,
-    created_by: &str,
-) -> Result<Option<TemplateRow>, sqlx::Error> {
+pub async fn insert(pool: &PgPool, t: &NewTemplate, created_by: &str) -> Result<Option<TemplateRow>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let row = sqlx::query_as::<_, TemplateRow>(&format!(
         "INSERT INTO templates (code, channel, name, description, default_language, active_version, created_by)
@@ -105,20 +100,17 @@ pub async fn publish_version(
     created_by: &str,
 ) -> Result<Option<i32>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let locked: Option<String> =
-        sqlx::query_scalar("SELECT code FROM templates WHERE code = $1 FOR UPDATE")
-            .bind(code.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+    let locked: Option<String> = sqlx::query_scalar("SELECT code FROM templates WHERE code = $1 FOR UPDATE")
+        .bind(code.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
     if locked.is_none() {
         return Ok(None);
     }
-    let next: i32 = sqlx::query_scalar(
-        "SELECT COALESCE(max(version), 0) + 1 FROM template_versions WHERE code = $1",
-    )
-    .bind(code.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
+    let next: i32 = sqlx::query_scalar("SELECT COALESCE(max(version), 0) + 1 FROM template_versions WHERE code = $1")
+        .bind(code.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
     insert_version(&mut tx, code, next, contents, created_by).await?;
     sqlx::query("UPDATE templates SET active_version = $2, updated_at = now() WHERE code = $1")
         .bind(code.as_str())
@@ -131,20 +123,14 @@ pub async fn publish_version(
 
 /// A template's header.
 pub async fn get(pool: &PgPool, code: &TemplateCode) -> Result<Option<TemplateRow>, sqlx::Error> {
-    sqlx::query_as::<_, TemplateRow>(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE code = $1"
-    ))
-    .bind(code.as_str())
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as::<_, TemplateRow>(&format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE code = $1"))
+        .bind(code.as_str())
+        .fetch_optional(pool)
+        .await
 }
 
 /// One version of `code` with all its languages.
-pub async fn get_version(
-    pool: &PgPool,
-    code: &TemplateCode,
-    version: i32,
-) -> Result<Option<VersionRow>, sqlx::Error> {
+pub async fn get_version(pool: &PgPool, code: &TemplateCode, version: i32) -> Result<Option<VersionRow>, sqlx::Error> {
     let header = sqlx::query_as::<_, (String, DateTime<Utc>)>(
         "SELECT created_by, created_at FROM template_versions WHERE code = $1 AND version = $2",
     )
@@ -165,9 +151,8 @@ pub async fn get_version(
     .await?;
     let mut contents = Vec::with_capacity(rows.len());
     for (language, Json(content)) in rows {
-        let language = Language::parse(&language).map_err(|e| {
-            sqlx::Error::Decode(format!("stored language `{language}`: {e}").into())
-        })?;
+        let language = Language::parse(&language)
+            .map_err(|e| sqlx::Error::Decode(format!("stored language `{language}`: {e}").into()))?;
         contents.push((language, content));
     }
     Ok(Some(VersionRow {
@@ -185,11 +170,10 @@ pub async fn list(
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<Summary>, u64), sqlx::Error> {
-    let total: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM templates WHERE $1::text IS NULL OR channel = $1")
-            .bind(channel)
-            .fetch_one(pool)
-            .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM templates WHERE $1::text IS NULL OR channel = $1")
+        .bind(channel)
+        .fetch_one(pool)
+        .await?;
     let rows = sqlx::query_as::<_, TemplateRow>(&format!(
         "SELECT {TEMPLATE_COLUMNS} FROM templates
          WHERE $1::text IS NULL OR channel = $1

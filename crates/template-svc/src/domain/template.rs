@@ -5,19 +5,11 @@ use std::collections::BTreeMap;
 
 use notify_kit::{validate, FieldError};
 use notify_templates::{
-    check_syntax, Channel, EmailContent, Language, PushContent, RenderError, TemplateCode,
-    TemplateContent,
+    check_syntax, Channel, EmailContent, Language, PushContent, RenderError, TemplateCode, TemplateContent,
 };
 use serde_json::{Map, Value};
 
-const TEMPLATE_FIELDS: [&str; 6] = [
-    "code",
-    "channel",
-    "default_language",
-    "name",
-    "description",
-    "content",
-];
+const TEMPLATE_FIELDS: [&str; 6] = ["code", "channel", "default_language", "name", "description", "content"];
 const VERSION_FIELDS: [&str; 1] = ["content"];
 const RENDER_FIELDS: [&str; 3] = ["language", "variables", "version"];
 const EMAIL_FIELDS: [&str; 3] = ["subject", "text_body", "html_body"];
@@ -55,9 +47,7 @@ impl Contents {
         if obj.is_empty() || obj.len() > MAX_LANGUAGES {
             errors.push(FieldError::new(
                 "content",
-                format!(
-                    "must hold content for 1 to {MAX_LANGUAGES} languages, keyed by language tag"
-                ),
+                format!("must hold content for 1 to {MAX_LANGUAGES} languages, keyed by language tag"),
             ));
             return None;
         }
@@ -128,23 +118,13 @@ fn bounded(
     Some(Some(raw.to_string()))
 }
 
-fn url_like(
-    value: Option<String>,
-    field: &str,
-    at: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<Option<String>> {
+fn url_like(value: Option<String>, field: &str, at: &str, errors: &mut Vec<FieldError>) -> Option<Option<String>> {
     let Some(url) = value else {
         return Some(None);
     };
     let scheme_ok = url.split_once("://").is_some_and(|(scheme, _)| {
-        scheme
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic())
-            && scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+        scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
     });
     if scheme_ok || url.trim_start().starts_with("{{") {
         Some(Some(url))
@@ -158,12 +138,7 @@ fn url_like(
 }
 
 /// One language's content for `channel`, fields checked for size and template syntax.
-fn parse_content(
-    value: &Value,
-    channel: Channel,
-    at: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<TemplateContent> {
+fn parse_content(value: &Value, channel: Channel, at: &str, errors: &mut Vec<FieldError>) -> Option<TemplateContent> {
     let obj = validate::object(value, at, errors)?;
     let before = errors.len();
     let content = match channel {
@@ -240,39 +215,30 @@ impl NewTemplate {
                 .map_err(|r| errors.push(FieldError::new("channel", r)))
                 .ok()
         });
-        let default_language = validate::required_str(obj, "default_language", "", &mut errors)
-            .and_then(|s| {
-                Language::parse(s)
-                    .map_err(|r| errors.push(FieldError::new("default_language", r)))
-                    .ok()
-            });
+        let default_language = validate::required_str(obj, "default_language", "", &mut errors).and_then(|s| {
+            Language::parse(s)
+                .map_err(|r| errors.push(FieldError::new("default_language", r)))
+                .ok()
+        });
         let name = bounded(obj, "name", "", true, 200, true, &mut errors).flatten();
         let description = bounded(obj, "description", "", false, 2000, false, &mut errors);
         let contents = match channel {
-            Some(channel) => Contents::parse(
-                obj.get("content"),
-                channel,
-                default_language.as_ref(),
-                &mut errors,
-            ),
+            Some(channel) => Contents::parse(obj.get("content"), channel, default_language.as_ref(), &mut errors),
             None => None,
         };
         match (code, channel, default_language, name, description, contents) {
-            (
-                Some(code),
-                Some(channel),
-                Some(default_language),
-                Some(name),
-                Some(description),
-                Some(contents),
-            ) if errors.is_empty() => Ok(Self {
-                code,
-                channel,
-                default_language,
-                name,
-                description,
-                contents,
-            }),
+            (Some(code), Some(channel), Some(default_language), Some(name), Some(description), Some(contents))
+                if errors.is_empty() =>
+            {
+                Ok(Self {
+                    code,
+                    channel,
+                    default_language,
+                    name,
+                    description,
+                    contents,
+                })
+            }
             _ => Err(errors),
         }
     }
@@ -286,22 +252,13 @@ pub struct NewVersion {
 
 impl NewVersion {
     /// Parses a body for a template of `channel` with `default_language`.
-    pub fn parse(
-        body: &Value,
-        channel: Channel,
-        default_language: &Language,
-    ) -> Result<Self, Vec<FieldError>> {
+    pub fn parse(body: &Value, channel: Channel, default_language: &Language) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let Some(obj) = validate::object(body, "", &mut errors) else {
             return Err(errors);
         };
         validate::reject_unknown(obj, &VERSION_FIELDS, "", &mut errors);
-        let contents = Contents::parse(
-            obj.get("content"),
-            channel,
-            Some(default_language),
-            &mut errors,
-        );
+        let contents = Contents::parse(obj.get("content"), channel, Some(default_language), &mut errors);
         match contents {
             Some(contents) if errors.is_empty() => Ok(Self { contents }),
             _ => Err(errors),
@@ -396,12 +353,7 @@ mod tests {
     #[test]
     fn a_valid_body_canonicalises_languages() {
         let t = NewTemplate::parse(&email_body()).unwrap();
-        let langs: Vec<String> = t
-            .contents
-            .languages()
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let langs: Vec<String> = t.contents.languages().into_iter().map(String::from).collect();
         assert_eq!(langs, ["en", "pt-BR"]);
         assert_eq!(t.channel, Channel::Email);
         assert_eq!(t.description, None);
@@ -427,13 +379,9 @@ mod tests {
             ]
         );
         // Syntax is checked once the fields are well-formed.
-        body["content"] =
-            json!({"en": {"subject": "Hi", "text_body": "{{ oops", "html_body": "{% if %}"}});
+        body["content"] = json!({"en": {"subject": "Hi", "text_body": "{{ oops", "html_body": "{% if %}"}});
         let errs = NewTemplate::parse(&body).unwrap_err();
-        assert_eq!(
-            fields(&errs),
-            ["content.en.html_body", "content.en.text_body"]
-        );
+        assert_eq!(fields(&errs), ["content.en.html_body", "content.en.text_body"]);
         assert!(errs[0].reason.starts_with("is not a valid template"));
     }
 
@@ -473,26 +421,16 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             fields(&errs),
-            [
-                "channel",
-                "code",
-                "default_language",
-                "name",
-                "templateCode"
-            ]
+            ["channel", "code", "default_language", "name", "templateCode"]
         );
     }
 
     #[test]
     fn render_requests_are_checked() {
-        let r =
-            RenderRequest::parse(&json!({"language": "fr", "variables": {"a": 1}, "version": 2}))
-                .unwrap();
+        let r = RenderRequest::parse(&json!({"language": "fr", "variables": {"a": 1}, "version": 2})).unwrap();
         assert_eq!(r.version, Some(2));
-        let errs = RenderRequest::parse(
-            &json!({"language": "?", "variables": [], "version": 0, "vars": {}}),
-        )
-        .unwrap_err();
+        let errs =
+            RenderRequest::parse(&json!({"language": "?", "variables": [], "version": 0, "vars": {}})).unwrap_err();
         assert_eq!(fields(&errs), ["language", "variables", "vars", "version"]);
     }
 }

@@ -20,19 +20,11 @@ use super::AppState;
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let postgres = check("postgres", true, Duration::from_secs(2), async {
-        sqlx::query("SELECT 1")
-            .execute(&state.pool)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ())
     })
     .await;
     let redis = check("redis", false, Duration::from_secs(1), state.cache.ping()).await;
-    HealthReport::new(
-        "template-svc",
-        env!("CARGO_PKG_VERSION"),
-        vec![postgres, redis],
-    )
-    .into_response()
+    HealthReport::new("template-svc", env!("CARGO_PKG_VERSION"), vec![postgres, redis]).into_response()
 }
 
 /// Liveness: the process answers.

@@ -10,8 +10,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use notify_kit::{auth::Caller, pagination::PageRequest, ApiError, ApiResponse, FieldError};
 use notify_templates::{
-    render, required_variables, resolve_language, Channel, Language, RenderError, Rendered,
-    TemplateCode, TemplateContent,
+    render, required_variables, resolve_language, Channel, Language, RenderError, Rendered, TemplateCode,
+    TemplateContent,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -140,10 +140,7 @@ fn path_code(raw: &str) -> Result<TemplateCode, ApiError> {
     TemplateCode::parse(raw).map_err(|_| not_found(raw))
 }
 
-fn reject_unknown_params(
-    query: &HashMap<String, String>,
-    allowed: &[&str],
-) -> Result<(), ApiError> {
+fn reject_unknown_params(query: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
     let unknown: Vec<FieldError> = query
         .keys()
         .filter(|k| !allowed.contains(&k.as_str()))
@@ -168,11 +165,7 @@ async fn load_template(state: &AppState, code: &TemplateCode) -> Result<Template
         .ok_or_else(|| not_found(code.as_str()))
 }
 
-async fn load_version(
-    state: &AppState,
-    code: &TemplateCode,
-    version: i32,
-) -> Result<VersionRow, ApiError> {
+async fn load_version(state: &AppState, code: &TemplateCode, version: i32) -> Result<VersionRow, ApiError> {
     db::get_version(&state.pool, code, version)
         .await
         .context("failed to read the template version")?
@@ -180,8 +173,7 @@ async fn load_version(
 }
 
 fn stored_language(raw: &str) -> Result<Language, ApiError> {
-    Language::parse(raw)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored language `{raw}`: {e}")))
+    Language::parse(raw).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored language `{raw}`: {e}")))
 }
 
 /// The content of `version` in `requested` (with fallback).
@@ -208,15 +200,10 @@ fn pick(
     Ok((language.clone(), content))
 }
 
-fn view(
-    template: TemplateRow,
-    version: &VersionRow,
-    requested: Option<&Language>,
-) -> Result<TemplateView, ApiError> {
+fn view(template: TemplateRow, version: &VersionRow, requested: Option<&Language>) -> Result<TemplateView, ApiError> {
     let (language, content) = pick(&template, version, requested)?;
-    let required = required_variables(&content).map_err(|e| {
-        ApiError::Internal(anyhow::anyhow!("stored template does not compile: {e}"))
-    })?;
+    let required = required_variables(&content)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored template does not compile: {e}")))?;
     Ok(TemplateView {
         code: template.code,
         channel: template.channel,
@@ -228,11 +215,7 @@ fn view(
         fallback: requested.is_some_and(|r| *r != language),
         language: language.to_string(),
         requested_language: requested.map(Language::to_string),
-        available_languages: version
-            .contents
-            .iter()
-            .map(|(l, _)| l.to_string())
-            .collect(),
+        available_languages: version.contents.iter().map(|(l, _)| l.to_string()).collect(),
         content,
         required_variables: required,
         version_created_by: version.created_by.clone(),
@@ -312,8 +295,7 @@ pub async fn publish(
     let code = path_code(&path)?;
     let template = load_template(&state, &code).await?;
     let default = stored_language(&template.default_language)?;
-    let new =
-        NewVersion::parse(&body, channel_of(&template)?, &default).map_err(ApiError::Validation)?;
+    let new = NewVersion::parse(&body, channel_of(&template)?, &default).map_err(ApiError::Validation)?;
     let version = db::publish_version(&state.pool, &code, &new.contents, &caller.subject)
         .await
         .context("failed to publish the version")?

@@ -61,8 +61,7 @@ impl User {
     }
 }
 
-const USER_COLUMNS: &str =
-    "id, name, email, language, email_enabled, push_enabled, created_at, updated_at";
+const USER_COLUMNS: &str = "id, name, email, language, email_enabled, push_enabled, created_at, updated_at";
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
@@ -94,11 +93,10 @@ async fn attach_token(
     user_id: Uuid,
     token: &NewPushToken,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    let previous: Option<Uuid> =
-        sqlx::query_scalar("DELETE FROM push_tokens WHERE token = $1 RETURNING user_id")
-            .bind(token.token.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
+    let previous: Option<Uuid> = sqlx::query_scalar("DELETE FROM push_tokens WHERE token = $1 RETURNING user_id")
+        .bind(token.token.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
     sqlx::query("INSERT INTO push_tokens (token, user_id, platform) VALUES ($1, $2, $3)")
         .bind(token.token.as_str())
         .bind(user_id)
@@ -148,11 +146,10 @@ pub async fn insert(
 /// A user by id.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    let row =
-        sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+    let row = sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
     match row {
         None => Ok(None),
         Some(row) => Ok(Some(User::from_row(row, tokens_of(pool, id).await?))),
@@ -160,16 +157,11 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
 }
 
 /// The id and password hash of the account with `email` (case-insensitive).
-pub async fn credentials(
-    pool: &PgPool,
-    email: &str,
-) -> Result<Option<(Uuid, String)>, sqlx::Error> {
-    sqlx::query_as::<_, (Uuid, String)>(
-        "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)",
-    )
-    .bind(email)
-    .fetch_optional(pool)
-    .await
+pub async fn credentials(pool: &PgPool, email: &str) -> Result<Option<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as::<_, (Uuid, String)>("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
+        .bind(email)
+        .fetch_optional(pool)
+        .await
 }
 
 /// The password hash of `id`.
@@ -182,9 +174,7 @@ pub async fn password_hash(pool: &PgPool, id: Uuid) -> Result<Option<String>, sq
 
 /// One page of users, oldest first, and the total count.
 pub async fn list(pool: &PgPool, offset: i64, limit: i64) -> Result<(Vec<User>, u64), sqlx::Error> {
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(pool)
-        .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(pool).await?;
     let rows = sqlx::query_as::<_, UserRow>(&format!(
         "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id OFFSET $1 LIMIT $2"
     ))
@@ -251,19 +241,12 @@ pub async fn update(
         Err(e) if is_unique_violation(&e) => Ok(Written::EmailTaken),
         Err(e) => Err(e),
         Ok(None) => Ok(Written::NotFound),
-        Ok(Some(row)) => Ok(Written::Done(User::from_row(
-            row,
-            tokens_of(pool, id).await?,
-        ))),
+        Ok(Some(row)) => Ok(Written::Done(User::from_row(row, tokens_of(pool, id).await?))),
     }
 }
 
 /// Sets both channel preferences.
-pub async fn set_preferences(
-    pool: &PgPool,
-    id: Uuid,
-    preferences: Preferences,
-) -> Result<Option<User>, sqlx::Error> {
+pub async fn set_preferences(pool: &PgPool, id: Uuid, preferences: Preferences) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query_as::<_, UserRow>(&format!(
         "UPDATE users SET email_enabled = $2, push_enabled = $3, updated_at = now()
          WHERE id = $1 RETURNING {USER_COLUMNS}"
@@ -300,11 +283,7 @@ pub enum TokenAdded {
 
 /// Registers `token` for `id` (moving it from another user if needed).
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn add_push_token(
-    pool: &PgPool,
-    id: Uuid,
-    token: &NewPushToken,
-) -> Result<TokenAdded, sqlx::Error> {
+pub async fn add_push_token(pool: &PgPool, id: Uuid, token: &NewPushToken) -> Result<TokenAdded, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // Lock the user so concurrent registrations count tokens one at a time.
     let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
@@ -314,12 +293,11 @@ pub async fn add_push_token(
     if exists.is_none() {
         return Ok(TokenAdded::NoSuchUser);
     }
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM push_tokens WHERE user_id = $1 AND token <> $2")
-            .bind(id)
-            .bind(token.token.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM push_tokens WHERE user_id = $1 AND token <> $2")
+        .bind(id)
+        .bind(token.token.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
     if count >= MAX_PUSH_TOKENS {
         return Ok(TokenAdded::TooMany);
     }

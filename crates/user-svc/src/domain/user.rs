@@ -13,14 +13,7 @@ use super::values::{EmailAddress, Password, PushToken, UserName};
 /// every platform.
 pub const DEFAULT_PLATFORM: Platform = Platform::Android;
 
-const NEW_USER_FIELDS: [&str; 6] = [
-    "name",
-    "email",
-    "password",
-    "push_token",
-    "preferences",
-    "language",
-];
+const NEW_USER_FIELDS: [&str; 6] = ["name", "email", "password", "push_token", "preferences", "language"];
 const PATCH_FIELDS: [&str; 6] = [
     "name",
     "email",
@@ -52,9 +45,7 @@ fn optional_parsed<T>(
     errors: &mut Vec<FieldError>,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Option<T> {
-    let raw = validate::optional_str(obj, field, "", errors)
-        .ok()
-        .flatten();
+    let raw = validate::optional_str(obj, field, "", errors).ok().flatten();
     parse_with(raw, field, errors, parse)
 }
 
@@ -99,19 +90,10 @@ pub struct NewPushToken {
 }
 
 impl NewPushToken {
-    fn parse_object(
-        obj: &Map<String, Value>,
-        at: &str,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
+    fn parse_object(obj: &Map<String, Value>, at: &str, errors: &mut Vec<FieldError>) -> Option<Self> {
         validate::reject_unknown(obj, &PUSH_TOKEN_FIELDS, at, errors);
         let token = validate::required_str(obj, "token", at, errors);
-        let token = parse_with(
-            token,
-            &validate::path(at, "token"),
-            errors,
-            PushToken::parse,
-        );
+        let token = parse_with(token, &validate::path(at, "token"), errors, PushToken::parse);
         let platform = validate::required_str(obj, "platform", at, errors);
         let platform = parse_with(platform, &validate::path(at, "platform"), errors, |s| {
             s.parse::<Platform>()
@@ -136,12 +118,10 @@ impl NewPushToken {
     /// `{token, platform}`.
     fn parse_field(value: &Value, errors: &mut Vec<FieldError>) -> Option<Self> {
         match value {
-            Value::String(s) => {
-                parse_with(Some(s), "push_token", errors, PushToken::parse).map(|token| Self {
-                    token,
-                    platform: DEFAULT_PLATFORM,
-                })
-            }
+            Value::String(s) => parse_with(Some(s), "push_token", errors, PushToken::parse).map(|token| Self {
+                token,
+                platform: DEFAULT_PLATFORM,
+            }),
             Value::Object(obj) => Self::parse_object(obj, "push_token", errors),
             _ => {
                 errors.push(FieldError::new(
@@ -193,21 +173,18 @@ impl NewUser {
             Err(()) => None,
         };
         match (name, email, password, push_token, preferences, language) {
-            (
-                Some(name),
-                Some(email),
-                Some(password),
-                Some(push_token),
-                Some(preferences),
-                Some(language),
-            ) if errors.is_empty() => Ok(Self {
-                name,
-                email,
-                password,
-                push_token,
-                preferences: preferences.0,
-                language,
-            }),
+            (Some(name), Some(email), Some(password), Some(push_token), Some(preferences), Some(language))
+                if errors.is_empty() =>
+            {
+                Ok(Self {
+                    name,
+                    email,
+                    password,
+                    push_token,
+                    preferences: preferences.0,
+                    language,
+                })
+            }
             _ => Err(errors),
         }
     }
@@ -240,9 +217,7 @@ impl UserPatch {
             },
             password: optional_parsed(obj, "password", &mut errors, Password::parse),
             // Not held to the length rule: an old password may predate it.
-            current_password: optional_parsed(obj, "current_password", &mut errors, |s| {
-                Ok(Password::unchecked(s))
-            }),
+            current_password: optional_parsed(obj, "current_password", &mut errors, |s| Ok(Password::unchecked(s))),
         };
         if errors.is_empty() && patch.is_empty() {
             errors.push(FieldError::new(
@@ -337,10 +312,7 @@ mod tests {
         let u = NewUser::parse(&body).unwrap();
         assert_eq!(u.push_token.unwrap().platform, Platform::Ios);
         body["push_token"] = json!({"token": "apns-1", "platform": "symbian"});
-        assert_eq!(
-            fields(&NewUser::parse(&body).unwrap_err()),
-            ["push_token.platform"]
-        );
+        assert_eq!(fields(&NewUser::parse(&body).unwrap_err()), ["push_token.platform"]);
     }
 
     #[test]

@@ -40,9 +40,7 @@ fn is_label(label: &str) -> bool {
         && label.len() <= 63
         && !label.starts_with('-')
         && !label.ends_with('-')
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 impl EmailAddress {
@@ -138,9 +136,7 @@ mod tests {
     #[test]
     fn emails_are_checked_and_their_domain_lower_cased() {
         assert_eq!(
-            EmailAddress::parse(" John.Doe+tag@Example.COM ")
-                .unwrap()
-                .as_str(),
+            EmailAddress::parse(" John.Doe+tag@Example.COM ").unwrap().as_str(),
             "John.Doe+tag@example.com"
         );
         for bad in [
@@ -171,10 +167,7 @@ mod tests {
         assert!(UserName::parse("   ").is_err());
         assert!(UserName::parse(&"x".repeat(101)).is_err());
         assert!(UserName::parse("a\u{0}b").is_err());
-        assert!(
-            UserName::parse(&"é".repeat(100)).is_ok(),
-            "characters, not bytes"
-        );
+        assert!(UserName::parse(&"é".repeat(100)).is_ok(), "characters, not bytes");
     }
 
     #[test]

@@ -45,10 +45,7 @@ pub struct TokenView {
         (status = 422, description = "A field is missing or unknown")
     )
 )]
-pub async fn login(
-    state: web::Data<AppState>,
-    body: web::Json<Value>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn login(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let login = Login::parse(&body).map_err(ApiError::Validation)?;
     let account = db::credentials(&state.pool, &login.email)
         .await
@@ -57,10 +54,7 @@ pub async fn login(
         Some((id, hash)) => (Some(id), Some(hash)),
         None => (None, None),
     };
-    let valid = state
-        .passwords
-        .verify(login.password.into_secret(), hash)
-        .await?;
+    let valid = state.passwords.verify(login.password.into_secret(), hash).await?;
     let Some(user_id) = user_id.filter(|_| valid) else {
         tracing::info!("login refused");
         return Err(ApiError::Unauthorized("invalid email or password".into()));

@@ -285,11 +285,7 @@ pub async fn list(
     ),
     security(("bearer" = []))
 )]
-pub async fn get(
-    caller: Caller,
-    path: web::Path<Uuid>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(caller: Caller, path: web::Path<Uuid>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     authorize(&caller, id, Access::Read)?;
     let user = db::get(&state.pool, id)
@@ -328,18 +324,15 @@ pub async fn patch(
         None => None,
         Some(password) => {
             if caller.token_use == TokenUse::User {
-                let current = patch.current_password.as_ref().ok_or_else(|| {
-                    ApiError::field("current_password", "is required to change the password")
-                })?;
+                let current = patch
+                    .current_password
+                    .as_ref()
+                    .ok_or_else(|| ApiError::field("current_password", "is required to change the password"))?;
                 let stored = db::password_hash(&state.pool, id)
                     .await
                     .context("failed to read the password hash")?
                     .ok_or_else(|| not_found(id))?;
-                if !state
-                    .passwords
-                    .verify(current.secret(), Some(stored))
-                    .await?
-                {
+                if !state.passwords.verify(current.secret(), Some(stored)).await? {
                     return Err(ApiError::field(
                         "current_password",
                         "does not match the current password",
@@ -382,18 +375,12 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     authorize(&caller, id, Access::Write)?;
-    if !db::delete(&state.pool, id)
-        .await
-        .context("failed to delete the user")?
-    {
+    if !db::delete(&state.pool, id).await.context("failed to delete the user")? {
         return Err(not_found(id));
     }
     state.invalidate(id).await;
     tracing::info!(user_id = %id, "user deleted");
-    Ok(HttpResponse::Ok().json(ApiResponse::ok(
-        Deleted { id, deleted: true },
-        "user deleted",
-    )))
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(Deleted { id, deleted: true }, "user deleted")))
 }
 
 /// Registers a device token (moving it from another user if it was theirs).
@@ -429,10 +416,7 @@ pub async fn add_push_token(
             }
             state.invalidate(id).await;
             tracing::info!(user_id = %id, platform = token.platform.as_str(), "push token registered");
-            Ok(HttpResponse::Created().json(ApiResponse::ok(
-                UserView::from(user),
-                "push token registered",
-            )))
+            Ok(HttpResponse::Created().json(ApiResponse::ok(UserView::from(user), "push token registered")))
         }
         TokenAdded::NoSuchUser => Err(not_found(id)),
         TokenAdded::TooMany => Err(ApiError::field(

@@ -1,0 +1,571 @@
+//! The delivery path end to end with the real binaries: gateway → outbox → relay → Kafka →
+//! email-worker → SMTP server, and status back through the status topic and the projector.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{counts, Stack, Tiers};
+use notify_kafka::headers;
+use serde_json::json;
+use test_support::smtp::Mode;
+
+const T: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn an_accepted_email_is_rendered_sent_and_reported_delivered() {
+    let mut s = Stack::start(Tiers::default()).await;
+    s.welcome_template().await;
+    let user = s
+        .create_user("ada@example.com", None, json!({"email": true, "push": false}))
+        .await;
+    s.add_email_worker().await;
+
+    let id = s
+        .send(
+            "email",
+            user,
+            "welcome_email",
+            json!({"name": "Ada <3", "link": "https://x.test/go"}),
+            "happy-1",
+            1,
+        )
+        .await;
+    let mails = s.smtp.wait_for(1, T).await;
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.to, vec!["ada@example.com".to_string()]);
+    assert_eq!(mail.subject.as_deref(), Some("Welcome, Ada <3"));
+    assert_eq!(
+        mail.text_body.as_deref().map(str::trim),
+        Some("Hello Ada <3, start at https://x.test/go")
+    );
+    assert!(
+        mail.html_body.as_deref().unwrap().contains("<b>Ada &lt;3</b>"),
+        "HTML escapes variables"
+    );
+    assert_eq!(mail.message_id.as_deref(), Some(format!("<{id}@notify.test>").as_str()));
+
+    let n = s.wait_status(id, "sent", T).await;
+    assert_eq!(n["attempts"], 1);
+    let history: Vec<&str> = n["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, vec!["pending", "sent"]);
+
+    // A delivery report from the provider moves it to `delivered`.
+    let (status, v) = s
+        .call(
+            reqwest::Method::POST,
+            format!("{}/api/v1/email/status/", s.gateway.url()),
+            Some(&json!({"notification_id": id, "status": "delivered", "timestamp": "2030-01-01T10:00:00Z", "error": null})),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let n = s.wait_status(id, "delivered", T).await;
+    assert_eq!(n["history"].as_array().unwrap().last().unwrap()["status"], "delivered");
+
+    // A late report of an earlier step does not move it back.
+    let (status, _) = s
+        .call(
+            reqwest::Method::POST,
+            format!("{}/api/v1/email/status/", s.gateway.url()),
+            Some(&json!({"notification_id": id, "status": "sent", "timestamp": "2030-01-01T11:00:00Z"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    test_support::wait_for("the late report in the history", T, || async {
+        let n = s.notification(id).await;
+        (n["history"].as_array().unwrap().len() == 4).then_some(())
+    })
+    .await;
+    assert_eq!(s.notification(id).await["status"], "delivered");
+}
+
+#[tokio::test]
+async fn smtp_failures_climb_the_retry_tiers_then_reach_the_dead_letter_topic() {
+    let mut s = Stack::start(Tiers {
+        first_delay_ms: 1000,
+        first_attempts: 1,
+        second_delay_ms: 1500,
+        second_attempts: 1,
+    })
+    .await;
+    s.welcome_template().await;
+    let user = s
+        .create_user("grace@example.com", None, json!({"email": true, "push": false}))
+        .await;
+    s.smtp.set_mode(Mode::TransientFailure);
+    s.add_email_worker().await;
+
+    let id = s
+        .send(
+            "email",
+            user,
+            "welcome_email",
+            json!({"name": "Grace", "link": "l"}),
+            "retry-1",
+            5,
+        )
+        .await;
+    let n = s.wait_status(id, "dead_lettered", T).await;
+    let history: Vec<(String, i64)> = n["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["status"].as_str().unwrap().to_string(),
+                h["attempt"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            ("pending".into(), 0),
+            ("retrying".into(), 1),
+            ("retrying".into(), 2),
+            ("dead_lettered".into(), 3)
+        ],
+        "each attempt shows in the history"
+    );
+    assert!(n["last_error"].as_str().unwrap().contains("451"), "{n}");
+    assert_eq!(s.smtp.messages().len(), 0);
+    assert!(s.smtp.refused() >= 3);
+
+    let retry1 = s.records(&["notifications.email.retry-30s"], 1).await;
+    let retry2 = s.records(&["notifications.email.retry-5m"], 1).await;
+    let dlt = s.records(&["notifications.email.dlt"], 1).await;
+    assert_eq!((retry1.len(), retry2.len(), dlt.len()), (1, 1, 1));
+    let d = &dlt[0];
+    assert_eq!(d.headers["x-attempt"], "3");
+    assert_eq!(d.headers["x-error-class"], "exhausted");
+    assert!(d.headers["x-error-message"].contains("451"));
+    assert_eq!(
+        d.headers["x-original-topic"],
+        format!("{}notifications.email", s.prefix)
+    );
+    assert!(d.headers.contains_key("x-original-partition") && d.headers.contains_key("x-original-offset"));
+    assert_eq!(d.headers["x-consumer-group"], format!("{}email-worker", s.prefix));
+    assert!(d.headers["x-worker-version"].starts_with("notify-worker/"));
+    assert!(d.headers.contains_key("x-first-failure-at") && d.headers.contains_key("x-dead-lettered-at"));
+    assert_eq!(d.headers[headers::NOTIFICATION_ID], id.to_string());
+    assert!(d.headers.contains_key(headers::CORRELATION_ID) && d.headers.contains_key(headers::TRACEPARENT));
+    assert_eq!(d.key.as_deref(), Some(user.to_string().as_str()));
+    // The dead letter carries the original value, byte for byte.
+    let original = s.records(&["notifications.email"], 1).await;
+    assert_eq!(d.payload, original[0].payload);
+    // Each retry record was due after its delay.
+    let due: i64 = retry1[0].headers["x-retry-due-at"].parse().unwrap();
+    let first_failure: i64 = retry1[0].headers["x-first-failure-at"].parse().unwrap();
+    assert!(due - first_failure >= 1000);
+}
+
+#[tokio::test]
+async fn a_retried_record_waits_for_its_due_time_while_fresh_records_flow() {
+    let mut s = Stack::start(Tiers {
+        first_delay_ms: 6000,
+        first_attempts: 1,
+        second_delay_ms: 1000,
+        second_attempts: 1,
+    })
+    .await;
+    s.welcome_template().await;
+    let a = s
+        .create_user("a@example.com", None, json!({"email": true, "push": false}))
+        .await;
+    let b = s
+        .create_user("b@example.com", None, json!({"email": true, "push": false}))
+        .await;
+    s.add_email_worker().await;
+
+    s.smtp.set_mode(Mode::TransientFailure);
+    let slow = s
+        .send(
+            "email",
+            a,
+            "welcome_email",
+            json!({"name": "A", "link": "l"}),
+            "due-a",
+            5,
+        )
+        .await;
+    let n = s.wait_status(slow, "retrying", T).await;
+    let failed_at = chrono_ms(&n["history"][1]["occurred_at"]);
+    s.smtp.set_mode(Mode::Accept);
+
+    let fresh = s
+        .send(
+            "email",
+            b,
+            "welcome_email",
+            json!({"name": "B", "link": "l"}),
+            "due-b",
+            5,
+        )
+        .await;
+    let fresh_sent = s.wait_status(fresh, "sent", T).await;
+    let fresh_at = chrono_ms(&fresh_sent["history"][1]["occurred_at"]);
+    assert!(
+        fresh_at < failed_at + 6000,
+        "the fresh record did not wait behind the retry"
+    );
+
+    let n = s.wait_status(slow, "sent", T).await;
+    let retried_at = chrono_ms(&n["history"][2]["occurred_at"]);
+    assert!(
+        retried_at >= failed_at + 6000,
+        "retried {}ms after the failure: before its due time",
+        retried_at - failed_at
+    );
+    let ids = s.smtp.message_ids();
+    assert_eq!(
+        ids,
+        vec![format!("<{fresh}@notify.test>"), format!("<{slow}@notify.test>")]
+    );
+}
+
+fn chrono_ms(v: &serde_json::Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .timestamp_millis()
+}
+
+#[tokio::test]
+async fn a_permanent_failure_goes_straight_to_the_dead_letter_topic() {
+    let mut s = Stack::start(Tiers::default()).await;
+    s.welcome_template().await;
+    let user = s
+        .create_user("c@example.com", None, json!({"email": true, "push": false}))
+        .await;
+    s.add_email_worker().await;
+    // `link` is missing: the template cannot be rendered, retrying will not help.
+    let id = s
+        .send("email", user, "welcome_email", json!({"name": "C"}), "perm-1", 5)
+        .await;
+    let n = s.wait_status(id, "dead_lettered", T).await;
+    assert_eq!(n["attempts"], 1);
+    assert!(
+        n["last_error"].as_str().unwrap().contains("link"),
+        "names the missing variable: {n}"
+    );
+    let dlt = s.records(&["notifications.email.dlt"], 1).await;
+    assert_eq!(dlt.len(), 1);
+    assert_eq!(dlt[0].headers["x-error-class"], "permanent");
+    assert!(s.records(&["notifications.email.retry-30s"], 0).await.is_empty());
+    assert!(s.smtp.messages().is_empty());
+}
+
+#[tokio::test]
+async fn an_undecodable_record_goes_to_the_dead_letter_topic_with_its_bytes_intact() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let mut s = Stack::start(Tiers::default()).await;
+    s.add_email_worker().await;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", test_support::kafka_bootstrap())
+        .create()
+        .unwrap();
+    let garbage = b"\x00\x00\x00\x00\x01this is not avro".to_vec();
+    producer
+        .send(
+            FutureRecord::to(&format!("{}notifications.email", s.prefix))
+                .key("k")
+                .payload(&garbage),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let dlt = s.records(&["notifications.email.dlt"], 1).await;
+    assert_eq!(dlt.len(), 1);
+    assert_eq!(dlt[0].payload, garbage);
+    assert_eq!(dlt[0].headers["x-error-class"], "poison");
+    assert_eq!(dlt[0].key.as_deref(), Some("k"));
+}
+
+#[tokio::test]
+async fn opted_out_and_deleted_users_are_skipped_without_sending() {
+    let mut s = Stack::start(Tiers::default()).await;
+    s.welcome_template().await;
+    let opted_out = s
+        .create_user("out@example.com", None, json!({"email": false, "push": true}))
+        .await;
+    let deleted = s
+        .create_user("gone@example.com", None, json!({"email": true, "push": true}))
+        .await;
+    let vars = json!({"name": "x", "link": "l"});
+    let a = s
+        .send("email", opted_out, "welcome_email", vars.clone(), "skip-1", 5)
+        .await;
+    let b = s.send("email", deleted, "welcome_email", vars, "skip-2", 5).await;
+    // Deleted after it was accepted and queued: the worker checks at delivery time.
+    let url = format!("{}/api/v1/users/{deleted}", s.user_svc.url());
+    let (status, _) = s.call(reqwest::Method::DELETE, url, None).await;
+    assert!(status == 200 || status == 204);
+    s.add_email_worker().await;
+    let na = s.wait_status(a, "skipped", T).await;
+    let nb = s.wait_status(b, "skipped", T).await;
+    assert!(na["last_error"].as_str().unwrap().contains("opted out"));
+    assert!(nb["last_error"].as_str().unwrap().contains("not found"));
+    assert!(s.smtp.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_worker_killed_repeatedly_loses_nothing_and_duplicates_stay_bounded() {
+    let mut s = Stack::start(Tiers::default()).await;
+    s.welcome_template().await;
+    let users: Vec<_> = futures::future::join_all((0..5).map(|i| {
+        let email = format!("k{i}@example.com");
+        let s = &s;
+        async move { s.create_user(&email, None, json!({"email": true, "push": false})).await }
+    }))
+    .await;
+    const N: usize = 150;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        ids.push(
+            s.send(
+                "email",
+                users[i % users.len()],
+                "welcome_email",
+                json!({"name": "n", "link": "l"}),
+                &format!("kill-{i}"),
+                5,
+            )
+            .await,
+        );
+    }
+    let w = s.add_email_worker_with(Some("email-0")).await;
+    let mut kills = 0;
+    for round in 0..3 {
+        let target = (round + 1) * N / 4;
+        test_support::wait_for("deliveries to progress", Duration::from_secs(120), || async {
+            (s.smtp.messages().len() >= target).then_some(())
+        })
+        .await;
+        s.workers[w].kill();
+        kills += 1;
+        s.workers[w].start_healthy().await;
+    }
+    test_support::wait_for(
+        "every notification to reach the SMTP server",
+        Duration::from_secs(120),
+        || async { (counts(&s.smtp.message_ids()).len() >= N).then_some(()) },
+    )
+    .await;
+    let message_ids = s.smtp.message_ids();
+    let by_id = counts(&message_ids);
+    for id in &ids {
+        assert!(
+            by_id.contains_key(&format!("<{id}@notify.test>")),
+            "notification {id} was never sent"
+        );
+    }
+    let duplicates = message_ids.len() - by_id.len();
+    eprintln!(
+        "{kills} kills: {} mails for {N} notifications, {duplicates} duplicates",
+        message_ids.len()
+    );
+    assert_eq!(by_id.len(), N);
+    assert!(duplicates <= kills, "{duplicates} duplicates for {kills} kills");
+}
+
+#[tokio::test]
+async fn two_workers_share_the_load_and_stopping_one_loses_nothing() {
+    let mut s = Stack::start(Tiers::default()).await;
+    s.welcome_template().await;
+    let users: Vec<_> = futures::future::join_all((0..6).map(|i| {
+        let email = format!("w{i}@example.com");
+        let s = &s;
+        async move { s.create_user(&email, None, json!({"email": true, "push": false})).await }
+    }))
+    .await;
+    let first = s.add_email_worker().await;
+    let _second = s.add_email_worker().await;
+    const N: usize = 90;
+    for i in 0..N / 2 {
+        s.send(
+            "email",
+            users[i % users.len()],
+            "welcome_email",
+            json!({"name": "n", "link": "l"}),
+            &format!("two-{i}"),
+            5,
+        )
+        .await;
+    }
+    s.smtp.wait_for(N / 2, T).await;
+    assert!(s.workers[first].terminate(), "a worker stops cleanly on SIGTERM");
+    for i in N / 2..N {
+        s.send(
+            "email",
+            users[i % users.len()],
+            "welcome_email",
+            json!({"name": "n", "link": "l"}),
+            &format!("two-{i}"),
+            5,
+        )
+        .await;
+    }
+    s.smtp.wait_for(N, Duration::from_secs(90)).await;
+    let ids = s.smtp.message_ids();
+    assert_eq!(
+        counts(&ids).len(),
+        N,
+        "every notification delivered once the group rebalanced"
+    );
+}
+
+#[tokio::test]
+async fn a_high_priority_notification_overtakes_a_backlog() {
+    let mut s = Stack::start(Tiers::default()).await;
+    s.welcome_template().await;
+    let user = s
+        .create_user("p@example.com", None, json!({"email": true, "push": false}))
+        .await;
+    const BACKLOG: usize = 200;
+    for i in 0..BACKLOG {
+        s.send(
+            "email",
+            user,
+            "welcome_email",
+            json!({"name": "n", "link": "l"}),
+            &format!("bulk-{i}"),
+            3,
+        )
+        .await;
+    }
+    let urgent = s
+        .send(
+            "email",
+            user,
+            "welcome_email",
+            json!({"name": "n", "link": "l"}),
+            "urgent",
+            10,
+        )
+        .await;
+    // Everything is on the topics before the worker starts.
+    test_support::wait_for("the relay to publish the backlog", T, || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+        (n == 0).then_some(())
+    })
+    .await;
+    s.add_email_worker().await;
+    s.smtp.wait_for(BACKLOG + 1, Duration::from_secs(120)).await;
+    let ids = s.smtp.message_ids();
+    let position = ids
+        .iter()
+        .position(|m| *m == format!("<{urgent}@notify.test>"))
+        .unwrap();
+    eprintln!(
+        "the priority notification was delivered {}th of {}",
+        position + 1,
+        ids.len()
+    );
+    assert!(position < BACKLOG / 4, "delivered {position}th, behind the backlog");
+}
+
+#[tokio::test]
+async fn a_template_service_outage_delays_delivery_but_loses_nothing() {
+    let mut s = Stack::start(Tiers {
+        first_delay_ms: 1000,
+        first_attempts: 5,
+        second_delay_ms: 2000,
+        second_attempts: 5,
+    })
+    .await;
+    s.welcome_template().await;
+    let user = s
+        .create_user("o@example.com", None, json!({"email": true, "push": false}))
+        .await;
+    s.add_email_worker().await;
+    s.template_svc.kill();
+    // Let the cached template expire (the workers' TTL is 1 s in tests).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let id = s
+        .send(
+            "email",
+            user,
+            "welcome_email",
+            json!({"name": "O", "link": "l"}),
+            "outage-1",
+            5,
+        )
+        .await;
+    s.wait_status(id, "retrying", T).await;
+    s.template_svc.start_healthy().await;
+    s.wait_status(id, "sent", T).await;
+    assert_eq!(s.smtp.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn the_user_language_picks_the_template_translation() {
+    let mut s = Stack::start(Tiers::default()).await;
+    s.welcome_template().await;
+    let body = json!({"name": "Marie", "email": "marie@example.com", "preferences": {"email": true, "push": false}, "password": "correct horse battery staple", "language": "fr"});
+    let (status, v) = s
+        .call(
+            reqwest::Method::POST,
+            format!("{}/api/v1/users/", s.user_svc.url()),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let user = v["data"]["id"].as_str().unwrap().parse().unwrap();
+    s.add_email_worker().await;
+    let id = s
+        .send(
+            "email",
+            user,
+            "welcome_email",
+            json!({"name": "Marie", "link": "l"}),
+            "fr-1",
+            5,
+        )
+        .await;
+    let mails = s.smtp.wait_for(1, T).await;
+    assert_eq!(mails[0].subject.as_deref(), Some("Bienvenue, Marie"));
+    let n = s.wait_status(id, "sent", T).await;
+    assert_eq!(n["language"], "fr", "the notification records the language used");
+    assert_eq!(n["template_version"], 1);
+}
+
+#[tokio::test]
+async fn the_gateway_rejects_unknown_users_and_templates_up_front() {
+    let s = Stack::start(Tiers::default()).await;
+    s.welcome_template().await;
+    let user = s
+        .create_user("known@example.com", None, json!({"email": true, "push": false}))
+        .await;
+    let send = |user: uuid::Uuid, template: &'static str, channel: &'static str, rid: &'static str| {
+        let body = json!({"notification_type": channel, "user_id": user, "template_code": template, "variables": {}, "request_id": rid});
+        let s = &s;
+        async move {
+            s.call(
+                reqwest::Method::POST,
+                format!("{}/api/v1/notifications/", s.gateway.url()),
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let (status, v) = send(uuid::Uuid::new_v4(), "welcome_email", "email", "ref-1").await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["details"][0]["field"], "user_id");
+    let (status, v) = send(user, "no_such_template", "email", "ref-2").await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["details"][0]["field"], "template_code");
+    let (status, v) = send(user, "welcome_email", "push", "ref-3").await;
+    assert_eq!(status, 422, "an email template for a push notification: {v}");
+    let (status, _) = send(user, "welcome_email", "email", "ref-4").await;
+    assert_eq!(status, 202);
+}

@@ -1,0 +1,409 @@
+//! Starts the real binaries of the pipeline, each on a free port, against a database, a topic
+//! prefix and a cache prefix of the test's own, and talks to them over HTTP like a client.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{collections::HashMap, time::Duration};
+
+use notify_kit::auth::{SCOPE_READ, SCOPE_SEND, SCOPE_STATUS_WRITE};
+use serde_json::{json, Value};
+use test_support::{
+    kafka_bootstrap,
+    process::{free_port, Proc},
+    redis_url, registry_url,
+    smtp::TestSmtpServer,
+    topic_prefix, unique, TestDb, JWT_SECRET,
+};
+use uuid::Uuid;
+
+/// One service process that can be killed and started again with the same configuration.
+pub struct Service {
+    pub name: &'static str,
+    pub port: u16,
+    env: Vec<(&'static str, String)>,
+    proc: Option<Proc>,
+}
+
+impl Service {
+    fn new(name: &'static str, mut env: Vec<(&'static str, String)>) -> Self {
+        let port = free_port();
+        env.push(("APP_PORT", port.to_string()));
+        Self {
+            name,
+            port,
+            env,
+            proc: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start(&mut self) {
+        self.proc = Some(Proc::spawn(self.name, &self.env));
+    }
+
+    pub async fn start_healthy(&mut self) {
+        self.start();
+        self.wait_healthy().await;
+    }
+
+    pub async fn wait_healthy(&self) {
+        let url = format!("{}/health", self.url());
+        let name = self.name;
+        test_support::wait_for(&format!("{name} to be healthy"), Duration::from_secs(60), || {
+            let url = url.clone();
+            async move {
+                let r = reqwest::get(&url).await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// SIGTERM; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        self.proc.take().map(|mut p| p.terminate().success()).unwrap_or(false)
+    }
+}
+
+/// Retry tiers for tests: seconds, not minutes.
+#[derive(Clone, Copy)]
+pub struct Tiers {
+    pub first_delay_ms: u64,
+    pub first_attempts: u32,
+    pub second_delay_ms: u64,
+    pub second_attempts: u32,
+}
+
+impl Default for Tiers {
+    fn default() -> Self {
+        Self {
+            first_delay_ms: 1000,
+            first_attempts: 1,
+            second_delay_ms: 2000,
+            second_attempts: 1,
+        }
+    }
+}
+
+/// The pipeline of one test.
+pub struct Stack {
+    pub db: TestDb,
+    pub prefix: String,
+    pub cache_prefix: String,
+    pub smtp: TestSmtpServer,
+    pub gateway: Service,
+    pub user_svc: Service,
+    pub template_svc: Service,
+    pub relay: Service,
+    pub projector: Service,
+    pub workers: Vec<Service>,
+    pub http: reqwest::Client,
+    pub token: String,
+    common: Vec<(&'static str, String)>,
+    tiers: Tiers,
+}
+
+fn common_env(prefix: &str, cache_prefix: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("APP_JWT_HS256_SECRET", JWT_SECRET.to_string()),
+        ("APP_KAFKA_BOOTSTRAP", kafka_bootstrap()),
+        ("APP_KAFKA_TOPIC_PREFIX", prefix.to_string()),
+        ("APP_KAFKA_PARTITIONS", "3".into()),
+        ("APP_SCHEMA_REGISTRY_URL", registry_url()),
+        ("APP_REDIS_URL", redis_url()),
+        ("APP_CACHE_PREFIX", cache_prefix.to_string()),
+        ("APP_HTTP_WORKERS", "1".into()),
+        ("RUST_LOG", std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into())),
+        ("APP_KAFKA_DEBUG", std::env::var("E2E_KAFKA_DEBUG").unwrap_or_default()),
+    ]
+}
+
+fn with(mut base: Vec<(&'static str, String)>, more: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    base.extend(more.iter().cloned());
+    base
+}
+
+impl Stack {
+    /// Starts everything but the workers (see [`Stack::add_email_worker`]).
+    pub async fn start(tiers: Tiers) -> Self {
+        test_support::ensure_schemas().await;
+        let db = TestDb::new().await;
+        let prefix = topic_prefix();
+        let cache_prefix = format!("{}:", unique("c"));
+        let common = common_env(&prefix, &cache_prefix);
+        let base_db = db.url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+        let smtp = TestSmtpServer::start();
+
+        let mut user_svc = Service::new(
+            "user-svc",
+            with(
+                common.clone(),
+                &[("APP_DATABASE_URL", format!("{base_db}/{}_users", db.name))],
+            ),
+        );
+        let mut template_svc = Service::new(
+            "template-svc",
+            with(
+                common.clone(),
+                &[("APP_DATABASE_URL", format!("{base_db}/{}_templates", db.name))],
+            ),
+        );
+        let mut gateway = Service::new(
+            "gateway",
+            with(
+                common.clone(),
+                &[
+                    ("APP_DATABASE_URL", db.url.clone()),
+                    ("APP_USER_SVC_URL", user_svc.url()),
+                    ("APP_TEMPLATE_SVC_URL", template_svc.url()),
+                ],
+            ),
+        );
+        let mut relay = Service::new(
+            "outbox-relay",
+            with(
+                common.clone(),
+                &[
+                    ("APP_DATABASE_URL", db.url.clone()),
+                    ("APP_RELAY_POLL_INTERVAL_MS", "200".into()),
+                    ("APP_RELAY_REBALANCE_INTERVAL_MS", "500".into()),
+                ],
+            ),
+        );
+        let mut projector = Service::new(
+            "status-projector",
+            with(common.clone(), &[("APP_DATABASE_URL", db.url.clone())]),
+        );
+        user_svc.start();
+        template_svc.start();
+        gateway.start();
+        relay.start();
+        projector.start();
+        for s in [&user_svc, &template_svc, &gateway, &relay, &projector] {
+            s.wait_healthy().await;
+        }
+        let token = test_support::service_token(
+            "e2e",
+            &[
+                SCOPE_SEND,
+                SCOPE_READ,
+                SCOPE_STATUS_WRITE,
+                "users:read",
+                "users:write",
+                "templates:read",
+                "templates:write",
+            ],
+        );
+        Self {
+            db,
+            prefix,
+            cache_prefix,
+            smtp,
+            gateway,
+            user_svc,
+            template_svc,
+            relay,
+            projector,
+            workers: Vec::new(),
+            http: reqwest::Client::new(),
+            token,
+            common,
+            tiers,
+        }
+    }
+
+    fn worker_env(&self, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        let t = self.tiers;
+        let mut env = with(
+            self.common.clone(),
+            &[
+                ("APP_USER_SVC_URL", self.user_svc.url()),
+                ("APP_TEMPLATE_SVC_URL", self.template_svc.url()),
+                ("APP_RETRY_30S_DELAY_MS", t.first_delay_ms.to_string()),
+                ("APP_RETRY_30S_ATTEMPTS", t.first_attempts.to_string()),
+                ("APP_RETRY_5M_DELAY_MS", t.second_delay_ms.to_string()),
+                ("APP_RETRY_5M_ATTEMPTS", t.second_attempts.to_string()),
+                ("APP_DIRECTORY_CACHE_TTL_SECS", "1".into()),
+            ],
+        );
+        env.extend(extra.iter().cloned());
+        env
+    }
+
+    /// Adds (and starts) an email worker delivering to the test's SMTP server.
+    pub async fn add_email_worker(&mut self) -> usize {
+        self.add_email_worker_with(None).await
+    }
+
+    /// Adds an email worker with static group membership (`APP_CONSUMER_INSTANCE_ID`): a
+    /// restarted instance takes its old place at once. The local broker (tansu) does not
+    /// reliably expire a member that died without leaving, so the tests that SIGKILL a worker
+    /// use it, as a deployment with stable instance names (a StatefulSet) would.
+    pub async fn add_email_worker_with(&mut self, instance_id: Option<&str>) -> usize {
+        let mut env = self.worker_env(&[
+            ("APP_SMTP_HOST", "127.0.0.1".into()),
+            ("APP_SMTP_PORT", self.smtp.port().to_string()),
+            ("APP_SMTP_FROM", "Notifications <no-reply@notify.test>".into()),
+            ("APP_SMTP_MESSAGE_ID_DOMAIN", "notify.test".into()),
+        ]);
+        if let Some(id) = instance_id {
+            env.push(("APP_CONSUMER_INSTANCE_ID", id.to_string()));
+        }
+        let mut w = Service::new("email-worker", env);
+        w.start_healthy().await;
+        self.workers.push(w);
+        self.workers.len() - 1
+    }
+
+    /// Adds (and starts) a push worker sending to `provider_url`.
+    pub async fn add_push_worker(&mut self, provider_url: &str) -> usize {
+        let env = self.worker_env(&[
+            ("APP_PUSH_PROVIDER_URL", provider_url.to_string()),
+            ("APP_PUSH_PROVIDER_KEY", "test-key".into()),
+        ]);
+        let mut w = Service::new("push-worker", env);
+        w.start_healthy().await;
+        self.workers.push(w);
+        self.workers.len() - 1
+    }
+
+    pub async fn call(&self, method: reqwest::Method, url: String, body: Option<&Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Creates a user; returns its id.
+    pub async fn create_user(&self, email: &str, push_token: Option<&str>, preferences: Value) -> Uuid {
+        let mut body = json!({"name": "Ada Lovelace", "email": email, "preferences": preferences, "password": "correct horse battery staple"});
+        if let Some(t) = push_token {
+            body["push_token"] = json!(t);
+        }
+        let (status, v) = self
+            .call(
+                reqwest::Method::POST,
+                format!("{}/api/v1/users/", self.user_svc.url()),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        v["data"]["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn create_template(&self, body: Value) {
+        let (status, v) = self
+            .call(
+                reqwest::Method::POST,
+                format!("{}/api/v1/templates/", self.template_svc.url()),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+    }
+
+    /// The standard email template used by most tests.
+    pub async fn welcome_template(&self) {
+        self.create_template(json!({
+            "code": "welcome_email",
+            "channel": "email",
+            "default_language": "en",
+            "name": "Welcome",
+            "content": {
+                "en": {"subject": "Welcome, {{ name }}", "text_body": "Hello {{ name }}, start at {{ link }}", "html_body": "<p>Hello <b>{{ name }}</b></p>"},
+                "fr": {"subject": "Bienvenue, {{ name }}", "text_body": "Bonjour {{ name }}", "html_body": "<p>Bonjour {{ name }}</p>"}
+            }
+        }))
+        .await;
+    }
+
+    /// Sends a notification through the gateway; returns its id.
+    pub async fn send(
+        &self,
+        channel: &str,
+        user: Uuid,
+        template: &str,
+        variables: Value,
+        request_id: &str,
+        priority: i32,
+    ) -> Uuid {
+        let body = json!({
+            "notification_type": channel,
+            "user_id": user,
+            "template_code": template,
+            "variables": variables,
+            "request_id": request_id,
+            "priority": priority,
+            "metadata": {}
+        });
+        let (status, v) = self
+            .call(
+                reqwest::Method::POST,
+                format!("{}/api/v1/notifications/", self.gateway.url()),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(status, 202, "{v}");
+        v["data"]["notification_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn notification(&self, id: Uuid) -> Value {
+        let (status, v) = self
+            .call(
+                reqwest::Method::GET,
+                format!("{}/api/v1/notifications/{id}", self.gateway.url()),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["data"].clone()
+    }
+
+    /// Waits until the notification's status is `status`.
+    pub async fn wait_status(&self, id: Uuid, status: &str, timeout: Duration) -> Value {
+        test_support::wait_for(&format!("notification {id} to be {status}"), timeout, || async {
+            let n = self.notification(id).await;
+            (n["status"] == status).then_some(n)
+        })
+        .await
+    }
+
+    /// Every record on `topics` (physical names built from logical ones).
+    pub async fn records(&self, logical: &[&str], expected: usize) -> Vec<test_support::kafka::Record> {
+        let topics: Vec<String> = logical.iter().map(|t| format!("{}{t}", self.prefix)).collect();
+        tokio::task::spawn_blocking(move || {
+            test_support::kafka::read_all(
+                &kafka_bootstrap(),
+                &topics,
+                expected,
+                Duration::from_secs(30),
+                Duration::from_millis(500),
+            )
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// Counts of each value.
+pub fn counts<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> HashMap<T, usize> {
+    let mut m = HashMap::new();
+    for i in items {
+        *m.entry(i.clone()).or_default() += 1;
+    }
+    m
+}

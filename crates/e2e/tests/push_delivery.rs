@@ -1,0 +1,168 @@
+//! Push delivery end to end with the real binaries and a fake FCM endpoint (`wiremock`: the
+//! real provider cannot be reached from here).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Stack, Tiers};
+use serde_json::json;
+use wiremock::{
+    matchers::{body_partial_json, method, path},
+    Mock, MockServer, ResponseTemplate,
+};
+
+const T: Duration = Duration::from_secs(60);
+
+async fn push_template(s: &Stack) {
+    s.create_template(json!({
+        "code": "order_shipped",
+        "channel": "push",
+        "default_language": "en",
+        "name": "Order shipped",
+        "content": {"en": {"title": "Order {{ order }} shipped", "body": "It arrives {{ when }}", "image_url": "https://img.test/box.png", "link_url": "https://shop.test/o/{{ order }}"}}
+    }))
+    .await;
+}
+
+async fn add_device(s: &Stack, user: uuid::Uuid, token: &str) {
+    let (status, v) = s
+        .call(
+            reqwest::Method::POST,
+            format!("{}/api/v1/users/{user}/push-tokens", s.user_svc.url()),
+            Some(&json!({"token": token, "platform": "ios"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+}
+
+#[tokio::test]
+async fn a_push_reaches_every_device_and_an_unregistered_one_does_not_fail_the_rest() {
+    let fcm = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages:send"))
+        .and(body_partial_json(json!({"message": {"token": "good-device"}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "projects/p/messages/1"})))
+        .expect(1)
+        .mount(&fcm)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages:send"))
+        .and(body_partial_json(json!({"message": {"token": "stale-device"}})))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {"status": "NOT_FOUND", "message": "not found", "details": [{"errorCode": "UNREGISTERED"}]}})))
+        .expect(1)
+        .mount(&fcm)
+        .await;
+
+    let mut s = Stack::start(Tiers::default()).await;
+    push_template(&s).await;
+    let user = s
+        .create_user(
+            "phone@example.com",
+            Some("good-device"),
+            json!({"email": false, "push": true}),
+        )
+        .await;
+    add_device(&s, user, "stale-device").await;
+    s.add_push_worker(&format!("{}/v1/messages:send", fcm.uri())).await;
+
+    let id = s
+        .send(
+            "push",
+            user,
+            "order_shipped",
+            json!({"order": "A-1", "when": "tomorrow"}),
+            "push-1",
+            9,
+        )
+        .await;
+    let n = s.wait_status(id, "sent", T).await;
+    assert!(
+        n["last_error"].as_str().unwrap_or_default().contains("404"),
+        "the rejected device is reported: {n}"
+    );
+    let requests = fcm.received_requests().await.unwrap();
+    let good = requests
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap())
+        .find(|b| b["message"]["token"] == "good-device")
+        .unwrap();
+    assert_eq!(good["message"]["notification"]["title"], "Order A-1 shipped");
+    assert_eq!(good["message"]["notification"]["body"], "It arrives tomorrow");
+    assert_eq!(good["message"]["notification"]["image"], "https://img.test/box.png");
+    fcm.verify().await;
+}
+
+#[tokio::test]
+async fn a_partial_failure_retries_only_the_device_that_failed() {
+    let fcm = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"message": {"token": "steady"}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "m/1"})))
+        .expect(1)
+        .mount(&fcm)
+        .await;
+    // The flaky device fails once with 503, then accepts.
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"message": {"token": "flaky"}})))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&fcm)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"message": {"token": "flaky"}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "m/2"})))
+        .with_priority(2)
+        .mount(&fcm)
+        .await;
+
+    let mut s = Stack::start(Tiers {
+        first_delay_ms: 500,
+        first_attempts: 3,
+        second_delay_ms: 1000,
+        second_attempts: 1,
+    })
+    .await;
+    push_template(&s).await;
+    let user = s
+        .create_user("two@example.com", Some("steady"), json!({"email": false, "push": true}))
+        .await;
+    add_device(&s, user, "flaky").await;
+    s.add_push_worker(&format!("{}/v1/messages:send", fcm.uri())).await;
+
+    let id = s
+        .send(
+            "push",
+            user,
+            "order_shipped",
+            json!({"order": "B-2", "when": "today"}),
+            "push-2",
+            5,
+        )
+        .await;
+    let n = s.wait_status(id, "sent", T).await;
+    let statuses: Vec<&str> = n["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["pending", "retrying", "sent"]);
+    let to = |t: &str| {
+        let t = t.to_string();
+        move |r: &&wiremock::Request| {
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["message"]["token"] == t.as_str()
+        }
+    };
+    let requests = fcm.received_requests().await.unwrap();
+    assert_eq!(
+        requests.iter().filter(to("steady")).count(),
+        1,
+        "the device that got it is not sent to again"
+    );
+    assert_eq!(requests.iter().filter(to("flaky")).count(), 2);
+    fcm.verify().await;
+}

@@ -1,0 +1,268 @@
+//! The status projector: the only writer of notification statuses after acceptance. It
+//! consumes `notifications.status` (consumer group `status-projector`), applies each event
+//! through the state machine in `notify_store::status` (idempotent: a redelivered event is a
+//! no-op) and commits the offset after the database commit.
+
+use std::{net::TcpListener, str::FromStr, time::Duration};
+
+use actix_web::{dev::Server, get, web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use chrono::{TimeZone, Utc};
+use notify_kafka::KafkaSettings;
+use notify_kit::{
+    health::{check, HealthReport},
+    settings,
+    settings::{SecretUrl, SettingsError},
+};
+use notify_schemas::{registry::SchemaRegistry, wire, DeliveryStatus, NotificationStatusChanged};
+use notify_store::status::{apply, Applied, Status, StatusEvent};
+use rdkafka::{
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    message::{BorrowedMessage, Message},
+    Offset,
+};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Configuration (`APP_*`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `APP_HOST` / `APP_PORT` (default 127.0.0.1:8093) of health and metrics.
+    pub host: String,
+    pub port: u16,
+    /// `APP_DATABASE_URL` (the notification database).
+    pub database_url: SecretUrl,
+    /// `APP_KAFKA_*`.
+    pub kafka: KafkaSettings,
+    /// `APP_SCHEMA_REGISTRY_URL`.
+    pub schema_registry_url: String,
+    /// `APP_CONSUMER_GROUP` (default: the topic prefix + `status-projector`).
+    pub group_id: String,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Ok(Self {
+            host: settings::string("APP_HOST", "127.0.0.1"),
+            port: settings::parse("APP_PORT", 8093)?,
+            database_url: SecretUrl::new(settings::string(
+                "APP_DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/notify",
+            )),
+            kafka: KafkaSettings {
+                bootstrap: settings::string("APP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+                topic_prefix: settings::string("APP_KAFKA_TOPIC_PREFIX", ""),
+                partitions: settings::parse("APP_KAFKA_PARTITIONS", 6)?,
+                replication: settings::parse("APP_KAFKA_REPLICATION", 1)?,
+            },
+            schema_registry_url: settings::string("APP_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
+            group_id: settings::string(
+                "APP_CONSUMER_GROUP",
+                &format!("{}status-projector", settings::string("APP_KAFKA_TOPIC_PREFIX", "")),
+            ),
+        })
+    }
+}
+
+/// Maps a wire status to the state machine's.
+fn to_status(s: DeliveryStatus) -> Option<Status> {
+    Some(match s {
+        DeliveryStatus::Sent => Status::Sent,
+        DeliveryStatus::Delivered => Status::Delivered,
+        DeliveryStatus::Bounced => Status::Bounced,
+        DeliveryStatus::Retrying => Status::Retrying,
+        DeliveryStatus::DeadLettered => Status::DeadLettered,
+        DeliveryStatus::Skipped => Status::Skipped,
+        DeliveryStatus::Failed => Status::Failed,
+        // Informational steps the projection does not track.
+        DeliveryStatus::Published | DeliveryStatus::Sending => return None,
+    })
+}
+
+/// Why an event could not be applied.
+enum ApplyError {
+    /// Skip it (logged): it will never apply.
+    Poison(String),
+    /// Try again (registry or database down).
+    Retry(anyhow::Error),
+}
+
+/// A projector ready to run.
+pub struct Projector {
+    port: u16,
+    server: Server,
+    pool: PgPool,
+    consumer: StreamConsumer,
+    registry: SchemaRegistry,
+}
+
+struct HealthState {
+    pool: PgPool,
+}
+
+impl Projector {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        notify_kit::metrics::install();
+        let pool = notify_store::connect(settings.database_url.expose(), 4)
+            .await
+            .with_context(|| format!("database {}", settings.database_url))?;
+        notify_store::migrate(&pool).await?;
+        let topic = settings.kafka.topics().status();
+        notify_kafka::ensure_topics(&settings.kafka, std::slice::from_ref(&topic)).await?;
+        let consumer: StreamConsumer = settings
+            .kafka
+            .client_config()
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            // Also the rebalance timeout: how long a rebalance waits for a member that died
+            // without leaving the group (SIGKILL) before going on without it.
+            .set("max.poll.interval.ms", "20000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "100")
+            .set("queued.max.messages.kbytes", "2048")
+            .create()
+            .context("failed to create the consumer")?;
+        consumer.subscribe(&[&topic])?;
+        let registry = SchemaRegistry::new(&settings.schema_registry_url)?;
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(HealthState { pool: pool.clone() });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .service(health_endpoint)
+                .route("/metrics", web::get().to(notify_kit::metrics::endpoint))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            pool,
+            consumer,
+            registry,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Consumes until `stop`.
+    pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let msg = tokio::select! {
+                _ = stop.cancelled() => break,
+                m = self.consumer.recv() => m,
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    continue;
+                }
+            };
+            let applier = Applier {
+                registry: &self.registry,
+                pool: &self.pool,
+            };
+            let outcome = match applier.apply(&msg).await {
+                Ok(applied) => {
+                    metrics::counter!("status_events_total", "applied" => format!("{applied:?}")).increment(1);
+                    backoff = Duration::from_millis(100);
+                    true
+                }
+                Err(ApplyError::Poison(reason)) => {
+                    metrics::counter!("status_events_total", "applied" => "Poison").increment(1);
+                    tracing::error!(%reason, topic = msg.topic(), offset = msg.offset(), "status event skipped: cannot be applied");
+                    true
+                }
+                Err(ApplyError::Retry(e)) => {
+                    tracing::warn!(error = format!("{e:#}"), "status event not applied yet; retrying");
+                    let _ = self.consumer.seek(
+                        msg.topic(),
+                        msg.partition(),
+                        Offset::Offset(msg.offset()),
+                        Duration::from_secs(5),
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    false
+                }
+            };
+            if outcome {
+                if let Err(e) = self.consumer.commit_message(&msg, CommitMode::Async) {
+                    tracing::warn!(error = %e, "commit failed; the event may be applied again (harmless)");
+                }
+            }
+        }
+        let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
+        self.consumer.unsubscribe();
+        handle.stop(true).await;
+        let _ = server.await;
+        Ok(())
+    }
+}
+
+/// Decodes and applies one status event.
+struct Applier<'a> {
+    registry: &'a SchemaRegistry,
+    pool: &'a PgPool,
+}
+
+impl Applier<'_> {
+    async fn apply(&self, msg: &BorrowedMessage<'_>) -> Result<Applied, ApplyError> {
+        let payload = msg.payload().unwrap_or_default();
+        let id = wire::schema_id(payload).map_err(|e| ApplyError::Poison(e.to_string()))?;
+        let schema = self.registry.schema_by_id(id).await.map_err(|e| {
+            if e.is_not_found() {
+                ApplyError::Poison(e.to_string())
+            } else {
+                ApplyError::Retry(e.into())
+            }
+        })?;
+        let ev: NotificationStatusChanged =
+            wire::decode(&schema, payload).map_err(|e| ApplyError::Poison(e.to_string()))?;
+        let Some(status) = to_status(ev.status) else {
+            return Ok(Applied::RecordedOnly);
+        };
+        let notification_id = Uuid::from_str(&ev.notification_id).map_err(|e| ApplyError::Poison(e.to_string()))?;
+        let occurred_at = Utc
+            .timestamp_millis_opt(ev.occurred_at)
+            .single()
+            .ok_or_else(|| ApplyError::Poison(format!("bad timestamp {}", ev.occurred_at)))?;
+        apply(
+            self.pool,
+            &StatusEvent {
+                notification_id,
+                status,
+                attempt: ev.attempt,
+                occurred_at,
+                error: ev.error.as_deref(),
+                provider: ev.provider.as_deref(),
+                template_version: ev.template_version,
+                language: ev.language.as_deref(),
+                source: &ev.source,
+            },
+        )
+        .await
+        .map_err(|e| ApplyError::Retry(e.into()))
+    }
+}
+
+#[get("/health")]
+async fn health_endpoint(state: web::Data<HealthState>) -> HttpResponse {
+    let postgres = check("postgres", true, Duration::from_secs(2), async {
+        sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ())
+    })
+    .await;
+    HealthReport::new("status-projector", env!("CARGO_PKG_VERSION"), vec![postgres]).into_response()
+}

@@ -1,0 +1,108 @@
+//! The projection against a real database: idempotent, monotonic, every event in the history.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{Duration, Utc};
+use notify_store::status::{apply, Applied, Status, StatusEvent};
+use sqlx::{PgPool, Row};
+use test_support::TestDb;
+use uuid::Uuid;
+
+async fn notification(pool: &PgPool) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO notifications (id, caller, request_id, user_id, channel, template_code, variables,
+             priority, metadata, correlation_id, status, created_at, updated_at)
+         VALUES ($1, 'svc', $2, $3, 'email', 'welcome', '{}', 5, '{}', 'c', 'pending', now(), now())",
+    )
+    .bind(id)
+    .bind(id.to_string())
+    .bind(Uuid::new_v4())
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+fn event(id: Uuid, status: Status, attempt: i32, secs: i64) -> StatusEvent<'static> {
+    StatusEvent {
+        notification_id: id,
+        status,
+        attempt,
+        occurred_at: Utc::now() + Duration::seconds(secs),
+        error: None,
+        provider: Some("smtp"),
+        template_version: None,
+        language: None,
+        source: "worker",
+    }
+}
+
+async fn current(pool: &PgPool, id: Uuid) -> (String, i32, i64) {
+    let r = sqlx::query(
+        "SELECT status, attempts, (SELECT count(*) FROM notification_status_history h WHERE h.notification_id = n.id) AS h
+           FROM notifications n WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (r.get("status"), r.get("attempts"), r.get("h"))
+}
+
+#[tokio::test]
+async fn applying_the_same_event_twice_changes_nothing_the_second_time() {
+    let db = TestDb::new().await;
+    let id = notification(&db.pool).await;
+    let ev = event(id, Status::Sent, 1, 0);
+    assert_eq!(apply(&db.pool, &ev).await.unwrap(), Applied::Changed);
+    assert_eq!(apply(&db.pool, &ev).await.unwrap(), Applied::Duplicate);
+    assert_eq!(current(&db.pool, id).await, ("sent".into(), 1, 1));
+}
+
+#[tokio::test]
+async fn a_late_retry_is_recorded_but_does_not_overwrite_sent() {
+    let db = TestDb::new().await;
+    let id = notification(&db.pool).await;
+    apply(&db.pool, &event(id, Status::Sent, 2, 1)).await.unwrap();
+    assert_eq!(
+        apply(&db.pool, &event(id, Status::Retrying, 1, 0)).await.unwrap(),
+        Applied::RecordedOnly
+    );
+    assert_eq!(current(&db.pool, id).await, ("sent".into(), 2, 2));
+    let applied: Vec<bool> =
+        sqlx::query("SELECT applied FROM notification_status_history WHERE notification_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get("applied"))
+            .collect();
+    assert_eq!(applied, vec![true, false]);
+}
+
+#[tokio::test]
+async fn a_bounce_after_delivery_is_recorded_as_bounced() {
+    let db = TestDb::new().await;
+    let id = notification(&db.pool).await;
+    for (s, secs) in [(Status::Sent, 0), (Status::Delivered, 1), (Status::Bounced, 2)] {
+        assert_eq!(apply(&db.pool, &event(id, s, 1, secs)).await.unwrap(), Applied::Changed);
+    }
+    assert_eq!(current(&db.pool, id).await.0, "bounced");
+    assert_eq!(
+        apply(&db.pool, &event(id, Status::Delivered, 1, 3)).await.unwrap(),
+        Applied::RecordedOnly
+    );
+}
+
+#[tokio::test]
+async fn an_event_for_an_unknown_notification_is_reported_as_such() {
+    let db = TestDb::new().await;
+    assert_eq!(
+        apply(&db.pool, &event(Uuid::new_v4(), Status::Sent, 1, 0))
+            .await
+            .unwrap(),
+        Applied::UnknownNotification
+    );
+}

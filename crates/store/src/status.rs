@@ -1,0 +1,230 @@
+//! The notification status state machine and its projection.
+//!
+//! ```text
+//! pending ──► retrying(n) ──► sent ──► delivered ──► bounced
+//!    │            │  ▲         │  └──────────────────► bounced | failed
+//!    │            ▼  │         │
+//!    ├──────► dead_lettered ───┘ (a replay from the dead-letter topic may still succeed)
+//!    └──────► skipped (opted out, user deleted: final)
+//! ```
+//!
+//! Every event is recorded in the history; the current status changes only along an allowed
+//! transition, so a late `retrying` never overwrites `sent`, and a bounce after `delivered`
+//! is recorded as `bounced`. Re-applying the same event (same status, attempt and time) is
+//! a no-op, which makes the projection idempotent under at-least-once delivery.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+/// A notification's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Pending,
+    Retrying,
+    Sent,
+    Delivered,
+    Bounced,
+    DeadLettered,
+    Skipped,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Retrying => "retrying",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Bounced => "bounced",
+            Self::DeadLettered => "dead_lettered",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "retrying" => Self::Retrying,
+            "sent" => Self::Sent,
+            "delivered" => Self::Delivered,
+            "bounced" => Self::Bounced,
+            "dead_lettered" => Self::DeadLettered,
+            "skipped" => Self::Skipped,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether the current status may move from `from` (at attempt `from_attempt`) to `to`
+/// (at attempt `to_attempt`).
+pub fn can_transition(from: Status, from_attempt: i32, to: Status, to_attempt: i32) -> bool {
+    use Status::*;
+    match (from, to) {
+        (Pending, Pending) => false,
+        (Pending, _) => true,
+        (Retrying, Retrying) => to_attempt > from_attempt,
+        (Retrying, Pending) => false,
+        (Retrying, _) => true,
+        (Sent, Delivered | Bounced | Failed) => true,
+        (Delivered, Bounced) => true,
+        (DeadLettered | Failed, Sent | Delivered | Skipped) => true,
+        (DeadLettered | Failed, Retrying) => to_attempt > from_attempt,
+        _ => false,
+    }
+}
+
+/// One status event to apply.
+#[derive(Debug, Clone)]
+pub struct StatusEvent<'a> {
+    pub notification_id: Uuid,
+    pub status: Status,
+    pub attempt: i32,
+    pub occurred_at: DateTime<Utc>,
+    pub error: Option<&'a str>,
+    pub provider: Option<&'a str>,
+    pub template_version: Option<i32>,
+    pub language: Option<&'a str>,
+    /// Who reported it (`worker`, `provider-report`, …).
+    pub source: &'a str,
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The current status changed.
+    Changed,
+    /// Recorded in the history; the current status stays (not an allowed transition).
+    RecordedOnly,
+    /// Seen before: nothing changed.
+    Duplicate,
+    /// No such notification.
+    UnknownNotification,
+}
+
+/// Applies one event in one transaction.
+pub async fn apply(pool: &PgPool, ev: &StatusEvent<'_>) -> Result<Applied, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let Some(current) = sqlx::query("SELECT status, attempts FROM notifications WHERE id = $1 FOR UPDATE")
+        .bind(ev.notification_id)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        tx.commit().await?;
+        return Ok(Applied::UnknownNotification);
+    };
+    let from = Status::parse(current.try_get::<&str, _>("status")?).unwrap_or(Status::Pending);
+    let from_attempt: i32 = current.try_get("attempts")?;
+    let allowed = can_transition(from, from_attempt, ev.status, ev.attempt);
+    let inserted = sqlx::query(
+        "INSERT INTO notification_status_history
+             (notification_id, status, attempt, error, provider, occurred_at, applied, source)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (notification_id, status, attempt, occurred_at) DO NOTHING",
+    )
+    .bind(ev.notification_id)
+    .bind(ev.status.as_str())
+    .bind(ev.attempt)
+    .bind(ev.error)
+    .bind(ev.provider)
+    .bind(ev.occurred_at)
+    .bind(allowed)
+    .bind(ev.source)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        tx.commit().await?;
+        return Ok(Applied::Duplicate);
+    }
+    if !allowed {
+        tx.commit().await?;
+        return Ok(Applied::RecordedOnly);
+    }
+    sqlx::query(
+        "UPDATE notifications
+            SET status = $2,
+                attempts = GREATEST(attempts, $3),
+                last_error = CASE WHEN $4::text IS NOT NULL THEN $4 ELSE last_error END,
+                template_version = COALESCE($5, template_version),
+                language = COALESCE($6, language),
+                updated_at = GREATEST(updated_at, $7)
+          WHERE id = $1",
+    )
+    .bind(ev.notification_id)
+    .bind(ev.status.as_str())
+    .bind(ev.attempt)
+    .bind(ev.error)
+    .bind(ev.template_version)
+    .bind(ev.language)
+    .bind(ev.occurred_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Applied::Changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Status::*;
+
+    #[test]
+    fn a_late_retry_never_overwrites_sent() {
+        assert!(!can_transition(Sent, 1, Retrying, 2));
+        assert!(!can_transition(Delivered, 1, Sent, 1));
+        assert!(!can_transition(Sent, 0, Pending, 0));
+    }
+
+    #[test]
+    fn retries_only_move_forward() {
+        assert!(can_transition(Pending, 0, Retrying, 1));
+        assert!(can_transition(Retrying, 1, Retrying, 2));
+        assert!(!can_transition(Retrying, 2, Retrying, 1));
+        assert!(can_transition(Retrying, 2, DeadLettered, 3));
+    }
+
+    #[test]
+    fn a_bounce_after_delivery_is_recorded_as_bounced() {
+        assert!(can_transition(Sent, 0, Delivered, 0));
+        assert!(can_transition(Delivered, 0, Bounced, 0));
+        assert!(!can_transition(Bounced, 0, Delivered, 0));
+    }
+
+    #[test]
+    fn skipped_and_bounced_are_final() {
+        for to in [Pending, Retrying, Sent, Delivered, DeadLettered, Failed] {
+            assert!(!can_transition(Skipped, 0, to, 9));
+        }
+        for to in [Pending, Retrying, Sent, Delivered, DeadLettered, Skipped] {
+            assert!(!can_transition(Bounced, 0, to, 9));
+        }
+    }
+
+    #[test]
+    fn a_replay_from_the_dead_letter_topic_can_still_succeed() {
+        assert!(can_transition(DeadLettered, 3, Sent, 4));
+        assert!(can_transition(DeadLettered, 3, Retrying, 4));
+        assert!(!can_transition(DeadLettered, 3, Retrying, 2));
+    }
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for s in [
+            Pending,
+            Retrying,
+            Sent,
+            Delivered,
+            Bounced,
+            DeadLettered,
+            Skipped,
+            Failed,
+        ] {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Status::parse("published"), None);
+    }
+}

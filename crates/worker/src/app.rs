@@ -1,0 +1,153 @@
+//! Wiring a worker: registry, directories, ledger, producer, the consume loops and the
+//! health/metrics endpoint. `email-worker` and `push-worker` are this plus a provider.
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{dev::Server, get, web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use notify_directory::{Cache, TemplateDirectory, TokenSource, UserDirectory, SCOPE_TEMPLATES_READ, SCOPE_USERS_READ};
+use notify_kit::{
+    auth::JwtIssuer,
+    health::{check, HealthReport},
+};
+use notify_schemas::registry::SchemaRegistry;
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    consumer::Runtime, ledger::Ledger, pipeline::Pipeline, provider::Provider, settings::WorkerSettings,
+    status::StatusEncoder,
+};
+
+/// A worker ready to run.
+pub struct WorkerApp {
+    port: u16,
+    server: Server,
+    runtime: Arc<Runtime>,
+}
+
+struct HealthState {
+    service: &'static str,
+    producer: FutureProducer,
+    ledger: Ledger,
+    registry: SchemaRegistry,
+}
+
+impl WorkerApp {
+    pub async fn build(settings: WorkerSettings, provider: Arc<dyn Provider>) -> anyhow::Result<Self> {
+        notify_kit::metrics::install();
+        let registry = SchemaRegistry::new(&settings.schema_registry_url)?;
+        let issuer = JwtIssuer::new(&settings.auth).context("cannot sign service tokens")?;
+        let tokens = TokenSource::issuer(
+            issuer,
+            settings.service,
+            &[SCOPE_USERS_READ, SCOPE_TEMPLATES_READ],
+            Duration::from_secs(600),
+        );
+        let cache = Cache::new(&settings.directory.cache).context("invalid cache settings")?;
+        let users = UserDirectory::with_timeout(
+            &settings.directory.user_svc_url,
+            tokens.clone(),
+            cache.clone(),
+            settings.directory.timeout,
+        )?;
+        let templates = TemplateDirectory::with_timeout(
+            &settings.directory.template_svc_url,
+            tokens,
+            cache.clone(),
+            settings.directory.timeout,
+        )?;
+        let ledger = Ledger::connect(
+            settings.directory.cache.redis_url.expose(),
+            cache.prefix(),
+            settings.ledger_ttl,
+        )
+        .await
+        .context("the delivery ledger (Redis) is required")?;
+        let producer: FutureProducer = settings
+            .kafka
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .context("failed to create the Kafka producer")?;
+        notify_kafka::ensure_topics(&settings.kafka, &settings.kafka.topics().all())
+            .await
+            .context("failed to create topics")?;
+
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("failed to bind {}:{}", settings.host, settings.port))?;
+        let port = listener.local_addr()?.port();
+        let health = web::Data::new(HealthState {
+            service: settings.service,
+            producer: producer.clone(),
+            ledger: ledger.clone(),
+            registry: registry.clone(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(health.clone())
+                .service(health_endpoint)
+                .route("/metrics", web::get().to(notify_kit::metrics::endpoint))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+
+        let runtime = Arc::new(Runtime {
+            topics: settings.kafka.topics(),
+            pipeline: Pipeline {
+                channel: settings.channel,
+                provider,
+                users,
+                templates,
+                ledger,
+            },
+            status: StatusEncoder::new(registry.clone()),
+            registry,
+            producer,
+            settings,
+        });
+        Ok(Self { port, server, runtime })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Consumes until `stop`, then finishes the record in hand, commits, leaves the groups.
+    pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        let result = self.runtime.clone().run(stop).await;
+        let _ = self.runtime.producer.flush(Duration::from_secs(5));
+        handle.stop(true).await;
+        let _ = server.await;
+        tracing::info!(service = self.runtime.settings.service, "worker stopped");
+        result
+    }
+}
+
+#[get("/health")]
+async fn health_endpoint(state: web::Data<HealthState>) -> HttpResponse {
+    let timeout = Duration::from_secs(3);
+    let producer = state.producer.clone();
+    let kafka = check("kafka", true, timeout, async move {
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(2))
+                .map(|_| ())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+    });
+    let ledger = check("redis", true, timeout, state.ledger.ping());
+    let registry = check("schema_registry", false, timeout, state.registry.ping());
+    let (kafka, ledger, registry) = tokio::join!(kafka, ledger, registry);
+    HealthReport::new(state.service, env!("CARGO_PKG_VERSION"), vec![kafka, ledger, registry]).into_response()
+}

@@ -1,0 +1,461 @@
+//! The consume loops.
+//!
+//! Two loops per worker, each its own consumer group: the *main* loop reads the channel's
+//! topic and its delay tiers; the *priority* loop reads `notifications.<channel>.priority`,
+//! so a high-priority notification never waits behind a backlog of normal ones.
+//!
+//! Per record: a record of a delay tier that is not due yet pauses its partition (and seeks
+//! back to it) until the due time — other partitions and the main topic keep flowing; no
+//! sleeping in the poll loop. Otherwise the record is attempted, its follow-up records (status
+//! event, and the retry or dead-letter record) are produced and acknowledged, and only then is
+//! the offset committed. Nothing is committed for a record whose fate is undecided.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use notify_kafka::{headers as h, Topics};
+use notify_schemas::{registry::SchemaRegistry, DeliveryStatus};
+use rdkafka::{
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    message::{BorrowedMessage, Header, Message, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+    Offset, TopicPartitionList,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    pipeline::{decode, FailureClass, Outcome, Pipeline},
+    routing::{failure_headers, headers_of, names, FailureInfo},
+    settings::WorkerSettings,
+    status::{StatusEncoder, StatusUpdate},
+};
+
+const WORKER_VERSION: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+
+/// A record to produce as the consequence of one attempt.
+struct FollowUp {
+    topic: String,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: OwnedHeaders,
+}
+
+/// The running worker: shared by both loops.
+pub struct Runtime {
+    pub settings: WorkerSettings,
+    pub pipeline: Pipeline,
+    pub registry: SchemaRegistry,
+    pub status: StatusEncoder,
+    pub producer: FutureProducer,
+    pub topics: Topics,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Runtime {
+    fn consumer(&self, group: &str, topics: &[String]) -> anyhow::Result<StreamConsumer> {
+        let mut config = self.settings.kafka.client_config();
+        if let Some(instance) = &self.settings.instance_id {
+            config.set("group.instance.id", format!("{group}/{instance}"));
+        }
+        let consumer: StreamConsumer = config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            // Also the rebalance timeout: how long a rebalance waits for a member that died
+            // without leaving the group (SIGKILL) before going on without it.
+            .set("max.poll.interval.ms", "20000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "100")
+            .set(
+                "queued.max.messages.kbytes",
+                self.settings.queued_max_kbytes.to_string(),
+            )
+            .create()
+            .context("failed to create a Kafka consumer")?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).context("failed to subscribe")?;
+        Ok(consumer)
+    }
+
+    /// Runs both loops until `stop`; each finishes the record in hand, commits and leaves its
+    /// group.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) -> anyhow::Result<()> {
+        let channel = self.settings.channel;
+        let mut main_topics = vec![self.topics.requests(channel, false)];
+        for tier in &self.settings.tiers {
+            main_topics.push(self.topics.retry(channel, tier.name));
+        }
+        let main_group = self.settings.group_id.clone();
+        let priority_group = format!("{main_group}.priority");
+        let main = self.consumer(&main_group, &main_topics)?;
+        let priority = self.consumer(&priority_group, &[self.topics.requests(channel, true)])?;
+        let (a, b) = tokio::join!(
+            self.clone().consume(main, &main_group, stop.clone()),
+            self.clone().consume(priority, &priority_group, stop.clone())
+        );
+        a.and(b)
+    }
+
+    async fn consume(
+        self: Arc<Self>,
+        consumer: StreamConsumer,
+        group: &str,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let consumer = Arc::new(consumer);
+        let (resume_tx, mut resume_rx) = mpsc::unbounded_channel::<(String, i32)>();
+        tokio::spawn(report_lag(consumer.clone(), group.to_string(), stop.clone()));
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                Some((topic, partition)) = resume_rx.recv() => {
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(&topic, partition);
+                    // The partition may have moved to another member meanwhile: nothing to do.
+                    if let Err(e) = consumer.resume(&tpl) {
+                        tracing::debug!(%topic, partition, error = %e, "resume skipped");
+                    }
+                }
+                msg = consumer.recv() => match msg {
+                    Ok(m) => self.handle(&consumer, &m, &resume_tx, &stop).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final commit had nothing to do");
+        }
+        consumer.unsubscribe();
+        Ok(())
+    }
+
+    fn is_retry_topic(&self, topic: &str) -> bool {
+        self.settings
+            .tiers
+            .iter()
+            .any(|t| topic == self.topics.retry(self.settings.channel, t.name))
+    }
+
+    async fn handle(
+        &self,
+        consumer: &StreamConsumer,
+        msg: &BorrowedMessage<'_>,
+        resume: &mpsc::UnboundedSender<(String, i32)>,
+        stop: &CancellationToken,
+    ) {
+        let headers = headers_of(msg);
+        if self.is_retry_topic(msg.topic()) {
+            let due = headers
+                .get(names::DUE_AT)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0);
+            let wait = due - now_ms();
+            if wait > 0 {
+                self.park_until_due(consumer, msg, wait, resume);
+                return;
+            }
+        }
+        let attempt = headers
+            .get(names::ATTEMPT)
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+            + 1;
+        let follow_ups = self.attempt(msg, &headers, attempt).await;
+        // The outcome is decided; make it durable before committing. While the broker is
+        // unreachable keep trying (without committing); on shutdown leave the record for
+        // redelivery (the ledger makes that harmless).
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.produce_all(&follow_ups).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "follow-up records not acknowledged; retrying");
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        if let Err(e) = consumer.commit_message(msg, CommitMode::Async) {
+            tracing::warn!(error = %e, "offset commit failed; the record may be redelivered");
+        }
+    }
+
+    fn park_until_due(
+        &self,
+        consumer: &StreamConsumer,
+        msg: &BorrowedMessage<'_>,
+        wait_ms: i64,
+        resume: &mpsc::UnboundedSender<(String, i32)>,
+    ) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(msg.topic(), msg.partition());
+        if let Err(e) = consumer.pause(&tpl) {
+            tracing::warn!(error = %e, "cannot pause a retry partition");
+        }
+        if let Err(e) = consumer.seek(
+            msg.topic(),
+            msg.partition(),
+            Offset::Offset(msg.offset()),
+            Duration::from_secs(5),
+        ) {
+            tracing::warn!(error = %e, "cannot seek back to a retry record");
+        }
+        let (topic, partition) = (msg.topic().to_string(), msg.partition());
+        let resume = resume.clone();
+        let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = resume.send((topic, partition));
+        });
+    }
+
+    /// One delivery attempt and the records that report it.
+    async fn attempt(
+        &self,
+        msg: &BorrowedMessage<'_>,
+        headers: &std::collections::HashMap<String, String>,
+        attempt: u32,
+    ) -> Vec<FollowUp> {
+        let channel = self.settings.channel;
+        let correlation_id = headers.get(h::CORRELATION_ID).cloned().unwrap_or_default();
+        let traceparent = headers.get(h::TRACEPARENT).map(String::as_str);
+        let payload = msg.payload().unwrap_or_default();
+        let provider = self.pipeline.provider.name();
+        let (job, outcome) = match decode(&self.registry, payload).await {
+            Ok(job) => {
+                let span = tracing::info_span!("deliver", notification_id = %job.notification_id, correlation_id = %correlation_id, attempt);
+                let outcome =
+                    tracing::Instrument::instrument(self.pipeline.deliver(&job, &correlation_id, traceparent), span)
+                        .await;
+                (Some(job), outcome)
+            }
+            Err(f) => (None, Outcome::Failed(f)),
+        };
+        let notification_id = job
+            .as_ref()
+            .map(|j| j.notification_id.to_string())
+            .or_else(|| headers.get(h::NOTIFICATION_ID).cloned());
+        let base = StatusUpdate {
+            notification_id: notification_id.clone().unwrap_or_default(),
+            status: DeliveryStatus::Sent,
+            attempt: i32::try_from(attempt).unwrap_or(i32::MAX),
+            error: None,
+            provider: Some(provider.to_string()),
+            correlation_id: correlation_id.clone(),
+            template_version: None,
+            language: None,
+        };
+        let mut out = Vec::new();
+        let (status, outcome_label) = match &outcome {
+            Outcome::Sent {
+                template_version,
+                language,
+                sent_now,
+                rejected,
+            } => {
+                tracing::info!(notification_id = ?notification_id, attempt, sent_now, rejected = rejected.len(), "delivered");
+                if let Some(job) = &job {
+                    let age = (now_ms() - job.event.requested_at).max(0) as f64 / 1000.0;
+                    metrics::histogram!("notification_end_to_end_seconds", "channel" => channel.as_str()).record(age);
+                }
+                let update = StatusUpdate {
+                    template_version: i32::try_from(*template_version).ok(),
+                    language: Some(language.clone()),
+                    error: (!rejected.is_empty()).then(|| format!("rejected: {}", rejected.join("; "))),
+                    ..base.clone()
+                };
+                (update, "sent")
+            }
+            Outcome::Skipped { reason } => {
+                tracing::info!(notification_id = ?notification_id, %reason, "skipped");
+                (
+                    StatusUpdate {
+                        status: DeliveryStatus::Skipped,
+                        error: Some(reason.clone()),
+                        ..base.clone()
+                    },
+                    "skipped",
+                )
+            }
+            Outcome::Failed(f) => {
+                let next = (f.class == FailureClass::Transient)
+                    .then(|| self.settings.next_tier(attempt))
+                    .flatten();
+                let now = now_ms();
+                match next {
+                    Some(tier) => {
+                        let due = now + i64::try_from(tier.delay.as_millis()).unwrap_or(i64::MAX / 2);
+                        tracing::warn!(notification_id = ?notification_id, attempt, tier = tier.name, error = %f.message, "attempt failed; retrying later");
+                        metrics::counter!("worker_retried_total", "channel" => channel.as_str(), "tier" => tier.name)
+                            .increment(1);
+                        out.push(FollowUp {
+                            topic: self.topics.retry(channel, tier.name),
+                            key: msg.key().map(<[u8]>::to_vec),
+                            payload: payload.to_vec(),
+                            headers: failure_headers(
+                                msg,
+                                headers,
+                                &FailureInfo {
+                                    attempt,
+                                    class: f.class.as_str(),
+                                    message: &f.message,
+                                    group: &self.settings.group_id,
+                                    worker_version: WORKER_VERSION,
+                                    now_ms: now,
+                                    due_at_ms: Some(due),
+                                },
+                            ),
+                        });
+                        (
+                            StatusUpdate {
+                                status: DeliveryStatus::Retrying,
+                                error: Some(f.message.clone()),
+                                ..base.clone()
+                            },
+                            "retried",
+                        )
+                    }
+                    None => {
+                        let class = if f.class == FailureClass::Transient {
+                            "exhausted"
+                        } else {
+                            f.class.as_str()
+                        };
+                        tracing::error!(notification_id = ?notification_id, attempt, class, error = %f.message, "dead-lettered");
+                        metrics::counter!("worker_dead_lettered_total", "channel" => channel.as_str(), "reason" => class).increment(1);
+                        out.push(FollowUp {
+                            topic: self.topics.dlt(channel),
+                            key: msg.key().map(<[u8]>::to_vec),
+                            payload: payload.to_vec(),
+                            headers: failure_headers(
+                                msg,
+                                headers,
+                                &FailureInfo {
+                                    attempt,
+                                    class,
+                                    message: &f.message,
+                                    group: &self.settings.group_id,
+                                    worker_version: WORKER_VERSION,
+                                    now_ms: now,
+                                    due_at_ms: None,
+                                },
+                            ),
+                        });
+                        (
+                            StatusUpdate {
+                                status: DeliveryStatus::DeadLettered,
+                                error: Some(f.message.clone()),
+                                ..base.clone()
+                            },
+                            "dead_lettered",
+                        )
+                    }
+                }
+            }
+        };
+        metrics::counter!("worker_deliveries_total", "channel" => channel.as_str(), "provider" => provider, "outcome" => outcome_label).increment(1);
+        if notification_id.is_some() {
+            match self.status.encode(channel, &status).await {
+                Ok(bytes) => {
+                    let mut hs = OwnedHeaders::new_with_capacity(3);
+                    for (k, v) in [
+                        (h::NOTIFICATION_ID, status.notification_id.as_str()),
+                        (h::CORRELATION_ID, correlation_id.as_str()),
+                        (h::EVENT_TYPE, notify_schemas::NOTIFICATION_STATUS.subject),
+                    ] {
+                        hs = hs.insert(Header {
+                            key: k,
+                            value: Some(v.as_bytes()),
+                        });
+                    }
+                    if let Some(tp) = traceparent {
+                        hs = hs.insert(Header {
+                            key: h::TRACEPARENT,
+                            value: Some(tp.as_bytes()),
+                        });
+                    }
+                    out.push(FollowUp {
+                        topic: self.topics.status(),
+                        key: Some(status.notification_id.clone().into_bytes()),
+                        payload: bytes,
+                        headers: hs,
+                    });
+                }
+                // The registry is down and the status schema was never loaded: the delivery
+                // outcome stands (and is in the ledger); the status event is lost. Logged.
+                Err(e) => tracing::error!(error = format!("{e:#}"), "status event not encoded"),
+            }
+        }
+        out
+    }
+
+    async fn produce_all(&self, records: &[FollowUp]) -> anyhow::Result<()> {
+        let mut pending = Vec::with_capacity(records.len());
+        for r in records {
+            let mut record = FutureRecord::to(&r.topic)
+                .payload(&r.payload)
+                .headers(r.headers.clone());
+            if let Some(k) = &r.key {
+                record = record.key(k);
+            }
+            pending.push(self.producer.send(record, Duration::from_secs(10)));
+        }
+        for p in pending {
+            p.await.map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Publishes `kafka_consumer_lag{group,topic,partition}` every 10 s.
+async fn report_lag(consumer: Arc<StreamConsumer>, group: String, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let c = consumer.clone();
+        let lags = tokio::task::spawn_blocking(move || -> Vec<(String, i32, i64)> {
+            let Ok(assignment) = c.assignment() else {
+                return Vec::new();
+            };
+            let Ok(positions) = c.position() else {
+                return Vec::new();
+            };
+            let mut out = Vec::new();
+            for e in assignment.elements() {
+                let Ok((_, high)) = c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1)) else {
+                    continue;
+                };
+                let pos = positions
+                    .find_partition(e.topic(), e.partition())
+                    .and_then(|p| p.offset().to_raw())
+                    .filter(|o| *o >= 0);
+                if let Some(pos) = pos {
+                    out.push((e.topic().to_string(), e.partition(), (high - pos).max(0)));
+                }
+            }
+            out
+        })
+        .await
+        .unwrap_or_default();
+        for (topic, partition, lag) in lags {
+            metrics::gauge!("kafka_consumer_lag", "group" => group.clone(), "topic" => topic, "partition" => partition.to_string())
+                .set(lag as f64);
+        }
+    }
+}
