@@ -23,6 +23,7 @@ pub struct Application {
 impl Application {
     /// Connects to PostgreSQL, runs migrations and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        notify_kit::metrics::install();
         let pool = notify_store::connect(settings.database_url.expose(), settings.database_max_connections)
             .await
             .with_context(|| format!("database {}", settings.database_url))?;
@@ -60,6 +61,7 @@ impl Application {
                 .service(health::health)
                 .service(health::live)
                 .service(openapi::openapi_json)
+                .route("/metrics", web::get().to(notify_kit::metrics::endpoint))
                 .service(
                     web::scope("/api/v1/notifications")
                         .route("", web::post().to(notifications::create))

@@ -615,3 +615,31 @@ async fn delivery_reports_are_validated() {
         .get("n");
     assert_eq!(n, 0, "nothing was queued for invalid reports");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let app = spawn_app().await;
+    app.post(None, &body("r1")).await;
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_requests_total")
+                && l.contains("route=\"/api/v1/notifications/\"")
+                && l.contains("status=\"401\"")
+        })
+        .unwrap_or_else(|| panic!("no request counter in:\n{text}"));
+    assert!(line.contains("method=\"POST\""), "{line}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "latency is a histogram"
+    );
+}

@@ -1,6 +1,7 @@
 //! Correlation ids: taken from `X-Correlation-Id` when the caller sends a well-formed one,
 //! made otherwise, put in the request's extensions and tracing span, and returned in the
-//! response header.
+//! response header. The same middleware records the HTTP metrics
+//! (`http_requests_total`, `http_request_duration_seconds` by service, route, method).
 
 use actix_web::{
     body::MessageBody,
@@ -65,8 +66,18 @@ pub async fn middleware(
         route = %req.match_pattern().unwrap_or_else(|| req.path().to_string()),
         status = tracing::field::Empty,
     );
+    let method = req.method().to_string();
+    // The route pattern, not the path: ids in paths would make unbounded label values.
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let started = std::time::Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
-    span.record("status", res.status().as_u16());
+    let status = res.status().as_u16();
+    span.record("status", status);
+    let service = crate::telemetry::service_name();
+    metrics::counter!("http_requests_total", "service" => service, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "service" => service, "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(HeaderName::from_static(HEADER), value);
     }

@@ -313,3 +313,41 @@ async fn a_registry_restart_is_harmless() {
     let decoded = decode_all(&registry.url(), &records).await;
     assert_eq!(decoded.len(), 10);
 }
+
+#[tokio::test]
+async fn published_rows_are_removed_after_the_retention_period_and_pending_ones_never() {
+    let (db, _) = setup().await;
+    let user = Uuid::new_v4();
+    for seq in 0..3 {
+        enqueue(&db.pool, user, Channel::Email, 5, seq).await;
+    }
+    // Two published long ago, one published just now; and one still pending.
+    sqlx::query("UPDATE outbox SET published_at = now() - interval '2 days' WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 2)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = (SELECT max(id) FROM outbox)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    enqueue(&db.pool, user, Channel::Email, 5, 3).await;
+    let deleted = notify_store::outbox::delete_published(&db.pool, Duration::from_secs(86_400), 100)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2);
+    let left: Vec<bool> = sqlx::query("SELECT published_at IS NOT NULL AS p FROM outbox ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get("p"))
+        .collect();
+    assert_eq!(
+        left,
+        vec![true, false],
+        "the recent published row and the pending row stay"
+    );
+    let backlog = notify_store::outbox::backlog(&db.pool).await.unwrap();
+    assert_eq!(backlog.pending, 1);
+    assert_eq!(backlog.parked, 0);
+}
