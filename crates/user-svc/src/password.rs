@@ -24,6 +24,9 @@ pub struct Passwords {
     /// A hash of a random password, verified against when the account does not exist, so
     /// that "no such email" and "wrong password" take the same time.
     dummy_hash: String,
+    /// Hashes running at once. Each takes `memory_kib` of memory: unbounded (the blocking
+    /// pool has 512 threads) a burst of sign-ups or logins would take gigabytes.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Passwords {
@@ -33,12 +36,22 @@ impl Passwords {
             .map_err(|e| anyhow::anyhow!("invalid APP_PASSWORD_HASH_* parameters: {e}"))?;
         let dummy_password = uuid::Uuid::new_v4().to_string();
         let dummy_hash = hash_with(&params, dummy_password.as_bytes())?;
-        Ok(Self { params, dummy_hash })
+        let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+        Ok(Self {
+            params,
+            dummy_hash,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(parallel)),
+        })
     }
 
     /// The PHC string (`$argon2id$v=19$m=...`) of `password` with a fresh salt.
     pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
         let params = self.params.clone();
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .context("password hashing is shutting down")?;
         tokio::task::spawn_blocking(move || hash_with(&params, password.expose_secret().as_bytes()))
             .await
             .context("password hashing task failed")?
@@ -49,6 +62,11 @@ impl Passwords {
     pub async fn verify(&self, password: SecretString, stored: Option<String>) -> anyhow::Result<bool> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.clone());
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .context("password hashing is shutting down")?;
         let matches = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
             let parsed =
                 PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored password hash is malformed: {e}"))?;

@@ -1,0 +1,6 @@
+//! The benchmark scenarios, each starting what it measures.
+
+pub mod e2e;
+pub mod gateway;
+pub mod relay;
+pub mod soak;
