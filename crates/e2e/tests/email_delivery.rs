@@ -460,7 +460,13 @@ async fn a_high_priority_notification_overtakes_a_backlog() {
     })
     .await;
     s.add_email_worker().await;
+    let started = std::time::Instant::now();
     s.smtp.wait_for(BACKLOG + 1, Duration::from_secs(120)).await;
+    eprintln!(
+        "{} deliveries from a backlog in {:?} (debug build)",
+        BACKLOG + 1,
+        started.elapsed()
+    );
     let ids = s.smtp.message_ids();
     let position = ids
         .iter()

@@ -52,7 +52,10 @@ impl KafkaSettings {
         cfg.set("bootstrap.servers", &self.bootstrap)
             // IPv4 only: tansu advertises 127.0.0.1 and `localhost` may resolve to ::1.
             .set("broker.address.family", "v4")
-            .set("socket.keepalive.enable", "true");
+            .set("socket.keepalive.enable", "true")
+            // Small requests (one status event, one ack) must not wait for Nagle + delayed ACK
+            // (~40 ms a round trip on Linux).
+            .set("socket.nagle.disable", "true");
         // librdkafka's own debug contexts (e.g. `cgrp,topic`), for diagnosing the broker.
         if let Ok(debug) = std::env::var("APP_KAFKA_DEBUG") {
             if !debug.trim().is_empty() {

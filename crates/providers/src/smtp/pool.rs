@@ -110,9 +110,37 @@ impl ConnectionPool {
             Security::Wrapper(tls) => Some(tls.clone()),
             Security::Plain | Security::StartTls(_) => None,
         };
-        let mut conn =
-            AsyncSmtpConnection::connect_tokio1((e.host.as_str(), e.port), Some(e.timeout), &self.hello, wrapper, None)
-                .await?;
+        // Plain connections are opened here so that Nagle's algorithm can be switched off:
+        // lettre writes a message's body and its final dot separately, and with Nagle on the
+        // dot waits for the server's delayed ACK (~40 ms per message). If connecting fails,
+        // lettre's own connect reports the error in its terms.
+        let plain = match wrapper {
+            Some(_) => None,
+            None => {
+                match tokio::time::timeout(e.timeout, tokio::net::TcpStream::connect((e.host.as_str(), e.port))).await {
+                    Ok(Ok(stream)) => {
+                        if let Err(err) = stream.set_nodelay(true) {
+                            tracing::debug!(error = %err, "TCP_NODELAY not set on the SMTP connection");
+                        }
+                        Some(stream)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let mut conn = match plain {
+            Some(stream) => AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello).await?,
+            None => {
+                AsyncSmtpConnection::connect_tokio1(
+                    (e.host.as_str(), e.port),
+                    Some(e.timeout),
+                    &self.hello,
+                    wrapper,
+                    None,
+                )
+                .await?
+            }
+        };
         if let Security::StartTls(tls) = &e.security {
             conn.starttls(tls.clone(), &self.hello).await?;
         }
