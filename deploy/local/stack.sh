@@ -62,6 +62,14 @@ register_schemas() {
   SCHEMA_REGISTRY_URL="$SCHEMA_REGISTRY_URL" cargo run -q -p notify-schemas --bin register-schemas
 }
 
+# The command line each server runs with, to find one whose pid file was lost.
+pattern_of() { # name
+  case "$1" in
+    tansu) echo "tansu broker --listener-url tcp://$KAFKA_BOOTSTRAP" ;;
+    registry) echo "rivven-schema serve --host 127.0.0.1 --port $REGISTRY_PORT" ;;
+  esac
+}
+
 stop_one() { # name
   local f="$RUN_DIR/pids/$1-$STACK_NAME.pid"
   if pid_alive "$1"; then
@@ -71,6 +79,13 @@ stop_one() { # name
     pid_alive "$1" && kill -9 "$(cat "$f")" 2>/dev/null || true
   fi
   rm -f "$f"
+  # One left behind by an earlier run (another clone, a lost pid file) on our port.
+  local pattern; pattern=$(pattern_of "$1")
+  if pkill -f "$pattern" 2>/dev/null; then
+    log "stopped a $1 left running on our port"
+    for _ in $(seq 1 50); do pgrep -f "$pattern" >/dev/null || break; sleep 0.1; done
+    pkill -9 -f "$pattern" 2>/dev/null || true
+  fi
 }
 
 case "${1:-up}" in
