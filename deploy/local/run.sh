@@ -47,7 +47,8 @@ start_service() { # name port health-path [VAR=value ...]
 }
 
 start_service smtp-sink 2526 /stats SMTP_SINK_ADDR="127.0.0.1:$SMTP_PORT" SMTP_SINK_HTTP_ADDR=127.0.0.1:2526
-start_service user-svc 8082 /health APP_DATABASE_URL="$PG/notify_users"
+# glibc keeps the 19 MiB Argon2 blocks a burst of hashes frees unless large blocks are mmap'd.
+start_service user-svc 8082 /health APP_DATABASE_URL="$PG/notify_users" MALLOC_MMAP_THRESHOLD_=131072
 start_service template-svc 8083 /health APP_DATABASE_URL="$PG/notify_templates"
 start_service gateway 8080 /health APP_DATABASE_URL="$PG/notify"
 start_service outbox-relay 8090 /health APP_DATABASE_URL="$PG/notify"

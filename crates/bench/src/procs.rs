@@ -187,16 +187,24 @@ impl Service {
         }
     }
 
+    /// Sends SIGTERM without waiting (see [`Service::stop`]), so several services can shut
+    /// down at once.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
     /// SIGTERM, up to 10 s to exit, then SIGKILL.
     pub fn stop(&mut self) {
+        self.terminate();
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if matches!(child.try_wait(), Ok(Some(_))) {

@@ -383,6 +383,13 @@ pub fn markdown(r: &Report, chart_labelled: Option<bool>) -> String {
             rl.linger_ms,
             lat_cells(&rl.broker_ack)
         );
+        if !rl.watcher.is_empty() {
+            let _ = writeln!(
+                s,
+                "The first row includes the observer's delay: 5 ms sleeps between polls and the poll query itself ({}).\n",
+                rl.watcher
+            );
+        }
         let _ = writeln!(
             s,
             "The relay's own metrics: drain {:.0} batches of {:.0} ms on average (claim → publish → acks → mark → commit); \
@@ -410,7 +417,7 @@ pub fn markdown(r: &Report, chart_labelled: Option<bool>) -> String {
              status-projector; {} recipients. Latency: the notification's `created_at` → its `sent` history entry \
              (the worker's time of delivery). Retry tiers for these runs: {} ms then {} ms, one attempt each \
              (production: 30 s and 5 min). Runs: the offered rate on a pipeline of its own; then, on a second \
-             pipeline, a rate it sustains (half the delivery rate measured in the first run, unless that one kept up) \
+             pipeline, a rate it sustains (half the best 5-second delivery rate of the first run, unless that one kept up) \
              without and with transient failures (the sink answers `451` to that share of first attempts).\n",
             e.users, e.retry_delays_ms[0], e.retry_delays_ms[1]
         );
@@ -470,8 +477,9 @@ pub fn markdown(r: &Report, chart_labelled: Option<bool>) -> String {
         let _ = writeln!(
             s,
             "\nThe SMTP sink alone (lettre, {} sessions at once like the worker's pool, {} mails, `TCP_NODELAY`): **{:.0} mails/s** ({} errors). \
-             Over connections as lettre opens them (Nagle on, as the worker's): {:.0} mails/s ({} mails) — \
-             lettre writes the body and the final `.` separately, and the second write waits for the server's delayed ACK (~40 ms).\n",
+             Over connections as lettre opens them itself (Nagle on): {:.0} mails/s ({} mails) — lettre writes the body \
+             and the final `.` separately, and the second write waits for the server's delayed ACK (~40 ms); the worker's \
+             SMTP pool sets `TCP_NODELAY` (see the worker's mean SMTP time per attempt above).\n",
             c.connections, c.mails, c.per_s, c.errors, c.stock_per_s, c.stock_mails
         );
         if let Some(run) = e.runs.first() {

@@ -292,14 +292,16 @@ impl Infra {
             .unwrap_or_else(PoisonError::into_inner)
             .drain(..)
             .collect();
-        if let Ok(mut conn) = PgConnection::connect(&self.admin_url).await {
-            for db in dbs {
+        // Concurrently: each drop waits for a checkpoint.
+        futures::future::join_all(dbs.iter().map(|db| async move {
+            if let Ok(mut conn) = PgConnection::connect(&self.admin_url).await {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
                     .execute(&mut conn)
                     .await;
+                conn.close().await.ok();
             }
-            conn.close().await.ok();
-        }
+        }))
+        .await;
         let prefixes = self.prefixes.lock().unwrap_or_else(PoisonError::into_inner).len();
         if prefixes > 0 {
             // Not deleted: tansu 0.6 can panic on a fetch racing a topic deletion, which
@@ -624,21 +626,18 @@ impl Pipeline {
         if let Some(mut w) = self.worker.take() {
             w.stop();
         }
-        for s in [
-            Some(&mut self.gateway),
-            self.relay.as_mut(),
-            self.projector.as_mut(),
-            Some(&mut self.user_svc),
-            Some(&mut self.template_svc),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        let mut all: Vec<&mut Service> = vec![&mut self.gateway, &mut self.user_svc, &mut self.template_svc];
+        all.extend(self.relay.as_mut());
+        all.extend(self.projector.as_mut());
+        all.extend(self.sink.as_mut().map(|s| &mut s.service));
+        // All at once, then wait for each.
+        for s in &all {
+            s.terminate();
+        }
+        for s in all {
             s.stop();
         }
-        if let Some(mut s) = self.sink.take() {
-            s.service.stop();
-        }
+        self.sink = None;
         self.broker.stop();
     }
 }

@@ -72,6 +72,9 @@ pub struct RelayResult {
     pub commit_to_claim_db: Latency,
     /// Rows not seen published within the wait.
     pub latency_unpublished: u64,
+    /// How the publish watcher's polls went (their cost is part of `commit_to_ack`).
+    #[serde(default)]
+    pub watcher: String,
     pub linger_ms: u32,
     pub batch_size: u32,
     pub relay_process: Option<ProcSample>,
@@ -246,6 +249,7 @@ pub async fn run(infra: &Infra, plan: &Plan) -> anyhow::Result<RelayResult> {
     let cpu = CpuSnapshot::take();
     let lat = latency_phase(&db, plan).await?;
     let latency_cpu = cpu.usage_until(&CpuSnapshot::take());
+    println!("[relay]   publish watcher: {}", lat.watcher);
     let m2 = scrape(&http, &relay.url()).await;
     let (latency_batches, latency_mean_batch_ms) = batch(&m1, &m2);
     println!(
@@ -296,6 +300,7 @@ pub async fn run(infra: &Infra, plan: &Plan) -> anyhow::Result<RelayResult> {
         commit_to_ack: lat.commit_to_ack,
         commit_to_claim_db: lat.commit_to_claim_db,
         latency_unpublished: lat.unpublished,
+        watcher: lat.watcher.clone(),
         linger_ms: LINGER_MS,
         batch_size: BATCH_SIZE,
         relay_process,
@@ -310,11 +315,21 @@ pub async fn run(infra: &Infra, plan: &Plan) -> anyhow::Result<RelayResult> {
 }
 
 struct LatencyPhase {
+    watcher: String,
     rows: u64,
     insert_errors: u64,
     commit_to_ack: Latency,
     commit_to_claim_db: Latency,
     unpublished: u64,
+}
+
+/// How the publish watcher's polls went.
+#[derive(Debug, Default)]
+struct Polls {
+    count: u64,
+    errors: u64,
+    query_total: Duration,
+    query_max: Duration,
 }
 
 /// Inserts rows open-loop with the store's `enqueue` (one row + `NOTIFY` per transaction, as
@@ -333,6 +348,7 @@ async fn latency_phase(db: &Db, plan: &Plan) -> anyhow::Result<LatencyPhase> {
         tokio::spawn(async move {
             let give_up = Duration::from_secs(30);
             let mut quiet_since = None::<Instant>;
+            let mut polls = Polls::default();
             loop {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 let ids: Vec<i64> = open
@@ -344,16 +360,17 @@ async fn latency_phase(db: &Db, plan: &Plan) -> anyhow::Result<LatencyPhase> {
                 let still = inserting.load(std::sync::atomic::Ordering::SeqCst);
                 if ids.is_empty() {
                     if !still {
-                        return;
+                        return polls;
                     }
                     continue;
                 }
                 if !still {
                     let since = *quiet_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > give_up {
-                        return;
+                        return polls;
                     }
                 }
+                let asked = Instant::now();
                 let published: Vec<i64> =
                     match sqlx::query_scalar("SELECT id FROM outbox WHERE id = ANY($1) AND published_at IS NOT NULL")
                         .bind(&ids)
@@ -361,9 +378,15 @@ async fn latency_phase(db: &Db, plan: &Plan) -> anyhow::Result<LatencyPhase> {
                         .await
                     {
                         Ok(p) => p,
-                        Err(_) => continue,
+                        Err(_) => {
+                            polls.errors += 1;
+                            continue;
+                        }
                     };
                 let now = Instant::now();
+                polls.count += 1;
+                polls.query_max = polls.query_max.max(now - asked);
+                polls.query_total += now - asked;
                 let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
                 let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
                 for id in published {
@@ -403,7 +426,7 @@ async fn latency_phase(db: &Db, plan: &Plan) -> anyhow::Result<LatencyPhase> {
         .await
     };
     inserting.store(false, std::sync::atomic::Ordering::SeqCst);
-    watcher.await.context("the publish watcher failed")?;
+    let polls = watcher.await.context("the publish watcher failed")?;
     let seen = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));
     let unpublished = open.lock().unwrap_or_else(PoisonError::into_inner).len() as u64;
     let ids: Vec<i64> = seen.iter().map(|(id, _)| *id).collect();
@@ -419,7 +442,19 @@ async fn latency_phase(db: &Db, plan: &Plan) -> anyhow::Result<LatencyPhase> {
     .map(|r| r.try_get::<f64, _>("ms"))
     .collect::<Result<_, _>>()
     .context("bad published_at")?;
+    let watcher_poll_ms = if polls.count > 0 {
+        format!(
+            "{} polls, query mean {:.1} ms, max {:.1} ms, {} errors",
+            polls.count,
+            polls.query_total.as_secs_f64() * 1000.0 / polls.count as f64,
+            polls.query_max.as_secs_f64() * 1000.0,
+            polls.errors
+        )
+    } else {
+        format!("no polls, {} errors", polls.errors)
+    };
     Ok(LatencyPhase {
+        watcher: watcher_poll_ms,
         rows: result.ok,
         insert_errors: result.error_count(),
         commit_to_ack: Latency::of_millis(seen.iter().map(|(_, d)| d.as_secs_f64() * 1000.0)),
