@@ -66,6 +66,27 @@ impl KafkaSettings {
     }
 }
 
+impl KafkaSettings {
+    /// Consumer configuration shared by every consumer group of the platform: offsets are
+    /// committed by the application after the record's outcome is durable, never
+    /// automatically; a new group starts from the earliest record; `queued_max_kbytes` bounds
+    /// librdkafka's prefetch (its 64 MiB default dominates a service's memory otherwise).
+    pub fn consumer_config(&self, group: &str, queued_max_kbytes: u32) -> ClientConfig {
+        let mut cfg = self.client_config();
+        cfg.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            // Also the rebalance timeout: how long a rebalance waits for a member that died
+            // without leaving the group (SIGKILL) before going on without it.
+            .set("max.poll.interval.ms", "20000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "100")
+            .set("queued.max.messages.kbytes", queued_max_kbytes.to_string());
+        cfg
+    }
+}
+
 /// Creates each topic that does not exist yet, with `partitions` and `replication`.
 /// Idempotent: an existing topic is left as it is.
 pub async fn ensure_topics(settings: &KafkaSettings, names: &[String]) -> anyhow::Result<()> {

@@ -112,17 +112,7 @@ impl Projector {
         notify_kafka::ensure_topics(&settings.kafka, std::slice::from_ref(&topic)).await?;
         let consumer: StreamConsumer = settings
             .kafka
-            .client_config()
-            .set("group.id", &settings.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
-            // Also the rebalance timeout: how long a rebalance waits for a member that died
-            // without leaving the group (SIGKILL) before going on without it.
-            .set("max.poll.interval.ms", "20000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "100")
-            .set("queued.max.messages.kbytes", "2048")
+            .consumer_config(&settings.group_id, 2048)
             .create()
             .context("failed to create the consumer")?;
         consumer.subscribe(&[&topic])?;

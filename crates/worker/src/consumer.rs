@@ -57,25 +57,16 @@ fn now_ms() -> i64 {
 
 impl Runtime {
     fn consumer(&self, group: &str, topics: &[String]) -> anyhow::Result<StreamConsumer> {
-        let mut config = self.settings.kafka.client_config();
+        let mut config = self
+            .settings
+            .kafka
+            .consumer_config(group, self.settings.queued_max_kbytes);
         if let Some(instance) = &self.settings.instance_id {
             config.set("group.instance.id", format!("{group}/{instance}"));
         }
         let consumer: StreamConsumer = config
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
+            // Offsets are committed explicitly per record (see `handle`).
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
-            // Also the rebalance timeout: how long a rebalance waits for a member that died
-            // without leaving the group (SIGKILL) before going on without it.
-            .set("max.poll.interval.ms", "20000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "100")
-            .set(
-                "queued.max.messages.kbytes",
-                self.settings.queued_max_kbytes.to_string(),
-            )
             .create()
             .context("failed to create a Kafka consumer")?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
