@@ -5,11 +5,11 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/notify-platform/target
 
 .PHONY: run stop test lint fmt stack-up stack-down bench docker up down
 
-## run: install what is missing, start the stack and every service, print a first curl
+## run: install what is missing, start the stack, every service and Prometheus, print a first curl
 run:
 	bash deploy/local/run.sh
 
-## stop: stop the services and the stack started by `make run`
+## stop: stop Prometheus, the services and the stack started by `make run`
 stop:
 	bash deploy/local/stop.sh
 
@@ -24,6 +24,21 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+## dlt-list / replay-dlt: the dead letters of a channel on `make run`'s stack, and their replay
+## (README, "Replaying dead letters"): make replay-dlt CHANNEL=email DLT_ARGS="--dry-run"
+CHANNEL ?= email
+DLT_ARGS ?=
+.PHONY: dlt-list replay-dlt
+dlt-list:
+	cargo build -q -p notifyctl
+	source deploy/local/env.sh && APP_KAFKA_BOOTSTRAP="$${APP_KAFKA_BOOTSTRAP:-$$KAFKA_BOOTSTRAP}" \
+	  "$(CARGO_TARGET_DIR)/debug/notifyctl" dlt list --channel $(CHANNEL) $(DLT_ARGS)
+
+replay-dlt:
+	cargo build -q -p notifyctl
+	source deploy/local/env.sh && APP_KAFKA_BOOTSTRAP="$${APP_KAFKA_BOOTSTRAP:-$$KAFKA_BOOTSTRAP}" \
+	  "$(CARGO_TARGET_DIR)/debug/notifyctl" dlt replay --channel $(CHANNEL) $(DLT_ARGS)
 
 stack-up:
 	bash deploy/local/stack.sh up

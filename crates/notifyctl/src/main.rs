@@ -1,58 +1,61 @@
-//! `notifyctl`: operator commands.
+//! `notifyctl`: operator commands (`notifyctl help` lists them).
 //!
 //! - `notifyctl token --subject NAME [--scope S]... [--ttl-secs N] [--user]`: issues a JWT
-//!   signed with the key material in `APP_JWT_*` (the same settings the services verify
-//!   with). Prints only the token, for `TOKEN=$(notifyctl token ...)`.
+//!   signed with the key material in `APP_JWT_*`. Prints only the token.
+//! - `notifyctl dlt list --channel email|push [--limit N] [--json] [--all]`: the dead letters
+//!   of a channel that were not replayed yet.
+//! - `notifyctl dlt replay --channel email|push [--notification-id ID]... [--error-class C]
+//!   [--dry-run] [--limit N] [--json]`: republishes dead letters to the channel's request
+//!   topic, at least once, with durable progress (see `dlt`).
+//!
+//! Results go to stdout, logs to stderr. Exit codes: 0 done, 1 failed (configuration, broker,
+//! I/O), 2 the command line is wrong.
 
-use std::time::Duration;
+mod cli;
+mod dlt;
+mod stdout;
+mod token;
 
-use anyhow::{bail, Context};
-use notify_kit::auth::{AuthSettings, JwtIssuer, TokenUse};
+use std::process::ExitCode;
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: notifyctl token --subject NAME [--scope SCOPE]... [--ttl-secs N] [--user]\n\
-         reads APP_JWT_HS256_SECRET (or APP_JWT_RS256_PRIVATE_KEY[_FILE]), APP_JWT_ISSUER, APP_JWT_AUDIENCE"
-    );
-    std::process::exit(2)
+use cli::Command;
+
+/// Logs to stderr, human-readable; `RUST_LOG` overrides the default: `info` for notifyctl,
+/// `warn` for the libraries, and nothing from the Kafka client itself, which repeats every
+/// connection failure many times a second (the command's own error says what failed;
+/// `RUST_LOG=librdkafka=warn,rdkafka=warn` shows them).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,notifyctl=info,librdkafka=off,rdkafka=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }
 
-fn token(args: &[String]) -> anyhow::Result<()> {
-    let mut subject = None;
-    let mut scopes: Vec<String> = Vec::new();
-    let mut ttl = 3600u64;
-    let mut token_use = TokenUse::Service;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--subject" => subject = it.next().cloned(),
-            "--scope" => scopes.push(it.next().cloned().unwrap_or_else(|| usage())),
-            "--ttl-secs" => {
-                ttl = it
-                    .next()
-                    .context("--ttl-secs needs a value")?
-                    .parse()
-                    .context("--ttl-secs must be a whole number")?
-            }
-            "--user" => token_use = TokenUse::User,
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    let subject = subject.unwrap_or_else(|| usage());
-    let settings = AuthSettings::from_env().context("JWT settings")?;
-    let issuer = JwtIssuer::new(&settings)?;
-    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    println!(
-        "{}",
-        issuer.issue(&subject, token_use, &scopes, Duration::from_secs(ttl))?
-    );
-    Ok(())
-}
-
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("token") => token(&args[1..]),
-        _ => usage(),
+    let command = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("notifyctl: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    let result = match &command {
+        Command::Help => stdout::line(cli::USAGE),
+        Command::Token(args) => token::run(args),
+        Command::DltList(args) => dlt::list(args),
+        Command::DltReplay(args) => dlt::replay(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("notifyctl: error: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }

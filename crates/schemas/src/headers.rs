@@ -10,3 +10,34 @@ pub const TRACEPARENT: &str = "traceparent";
 pub const EVENT_TYPE: &str = "event-type";
 /// Id of the outbox row a record was published from (relay's own dedupe and diagnostics).
 pub const OUTBOX_ID: &str = "outbox-id";
+
+// Headers of the retry path (set by the workers on retry and dead-letter records; the worker
+// runtime has the same names in `notify_worker::routing::names`).
+
+/// Attempts made so far, the failed one included.
+pub const ATTEMPT: &str = "x-attempt";
+/// Epoch milliseconds of the first failure.
+pub const FIRST_FAILURE_AT: &str = "x-first-failure-at";
+/// Epoch milliseconds before which a retry record must not be attempted again.
+pub const RETRY_DUE_AT: &str = "x-retry-due-at";
+/// Topic, partition and offset of the record's first failed attempt (a request topic).
+pub const ORIGINAL_TOPIC: &str = "x-original-topic";
+pub const ORIGINAL_PARTITION: &str = "x-original-partition";
+pub const ORIGINAL_OFFSET: &str = "x-original-offset";
+/// Consumer group of the worker that failed it.
+pub const CONSUMER_GROUP: &str = "x-consumer-group";
+/// `transient`, `permanent`, `poison` or `exhausted` (transient, retries used up).
+pub const ERROR_CLASS: &str = "x-error-class";
+pub const ERROR_MESSAGE: &str = "x-error-message";
+pub const WORKER_VERSION: &str = "x-worker-version";
+/// Epoch milliseconds at which the record was written to the dead-letter topic.
+pub const DEAD_LETTERED_AT: &str = "x-dead-lettered-at";
+
+// Headers of a dead letter republished by `notifyctl dlt replay`.
+
+/// Epoch milliseconds of the replay.
+pub const REPLAYED_AT: &str = "x-replayed-at";
+/// The dead letter it was republished from: `<topic>/<partition>/<offset>`.
+pub const REPLAYED_FROM: &str = "x-replayed-from";
+/// How many times this notification was replayed from a dead-letter topic (1 on the first).
+pub const REPLAY_COUNT: &str = "x-replay-count";

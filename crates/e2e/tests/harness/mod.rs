@@ -136,11 +136,16 @@ fn with(mut base: Vec<(&'static str, String)>, more: &[(&'static str, String)]) 
 impl Stack {
     /// Starts everything but the workers (see [`Stack::add_email_worker`]).
     pub async fn start(tiers: Tiers) -> Self {
+        Self::start_with_env(tiers, &[]).await
+    }
+
+    /// [`Stack::start`] with more environment for every service (workers added later too).
+    pub async fn start_with_env(tiers: Tiers, extra: &[(&'static str, String)]) -> Self {
         test_support::ensure_schemas().await;
         let db = TestDb::new().await;
         let prefix = topic_prefix();
         let cache_prefix = format!("{}:", unique("c"));
-        let common = common_env(&prefix, &cache_prefix);
+        let common = with(common_env(&prefix, &cache_prefix), extra);
         let base_db = db.url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
         let smtp = TestSmtpServer::start();
 
@@ -406,4 +411,44 @@ pub fn counts<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> HashMap<T, usize>
         *m.entry(i.clone()).or_default() += 1;
     }
     m
+}
+
+/// What one run of a command-line tool printed, and how it exited.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Stack {
+    /// Runs the real `notifyctl` binary with the services' environment (broker, topic prefix,
+    /// secrets; not their `RUST_LOG`: the tool's own default shows its progress) and waits for
+    /// it to exit.
+    pub async fn notifyctl(&self, args: &[&str]) -> CliRun {
+        let env: Vec<(&'static str, String)> = self.common.iter().filter(|(k, _)| *k != "RUST_LOG").cloned().collect();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(test_support::process::binary("notifyctl"))
+                .args(&args)
+                .envs(env)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("notifyctl runs");
+            let run = CliRun {
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            };
+            eprintln!(
+                "$ notifyctl {} → exit {:?}\n{}",
+                args.join(" "),
+                run.code,
+                run.stderr.trim_end()
+            );
+            run
+        })
+        .await
+        .unwrap()
+    }
 }
