@@ -13,7 +13,8 @@ PromQL syntax itself is checked by promtool: `--emit-rules FILE` writes every ex
 recording rule, and deploy/check-prometheus.sh runs `promtool check rules FILE` on it.
 
   check-queries.py                   check
-  check-queries.py --list            print every expression as JSON lines {file, where, expr}
+  check-queries.py --list            print every expression as JSON lines {file, where, expr, metrics}
+                                     (metrics: the metric names it selects, sorted)
   check-queries.py --emit-rules F    check, then write the rule file F for promtool
 
 Standard library, plus a YAML parser for alerts.yml: PyYAML, or ruamel.yaml; without either,
@@ -185,7 +186,7 @@ def main(argv):
     found = all_exprs()
     if "--list" in argv:
         for rel, where, expr in found:
-            print(json.dumps({"file": rel, "where": where, "expr": expr}))
+            print(json.dumps({"file": rel, "where": where, "expr": expr, "metrics": sorted(metric_names(expr))}))
         return 0
     errors = problems(found)
     for e in errors:

@@ -2,6 +2,7 @@
 //!
 //! Every operation is bounded by a timeout and never fails a lookup: on any Redis problem
 //! the cache is skipped (a miss), and reconnection is attempted again at most once a second.
+//! Each failed connection attempt or operation counts in `redis_errors_total{service}`.
 
 use std::{
     sync::{Arc, Mutex},
@@ -102,6 +103,7 @@ impl Cache {
     pub fn new(settings: &CacheSettings) -> Result<Self, CacheError> {
         let client =
             redis::Client::open(settings.redis_url.expose()).map_err(|e| CacheError::InvalidUrl(e.to_string()))?;
+        notify_kit::metrics::register_redis_errors();
         Ok(Self {
             inner: Some(Arc::new(Inner {
                 client,
@@ -162,6 +164,7 @@ impl Cache {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no connection within {:?}", inner.op_timeout),
                 };
+                notify_kit::metrics::redis_error();
                 tracing::warn!(error = %reason, "Redis unreachable; lookups bypass the cache");
                 Err(CacheError::Unreachable(reason))
             }
@@ -174,11 +177,13 @@ impl Cache {
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let (conn, inner) = self.connection().await?;
-        match tokio::time::timeout(inner.op_timeout, op(conn, inner.prefix.clone())).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(CacheError::Command(e.to_string())),
-            Err(_) => Err(CacheError::Timeout(inner.op_timeout)),
-        }
+        let error = match tokio::time::timeout(inner.op_timeout, op(conn, inner.prefix.clone())).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => CacheError::Command(e.to_string()),
+            Err(_) => CacheError::Timeout(inner.op_timeout),
+        };
+        notify_kit::metrics::redis_error();
+        Err(error)
     }
 
     /// `PING`, for health reports.

@@ -41,12 +41,17 @@ impl Application {
     /// Connects and binds. `publisher` replaces the Kafka publisher (tests delay acks with it).
     pub async fn build(settings: Settings, publisher: Option<Arc<dyn Publisher>>) -> anyhow::Result<Self> {
         notify_kit::metrics::install();
+        register_metrics();
         let connect = PgConnectOptions::from_str(settings.database_url.expose())
             .with_context(|| format!("invalid APP_DATABASE_URL {}", settings.database_url))?;
         let pool = notify_store::connect(settings.database_url.expose(), 4)
             .await
             .with_context(|| format!("database {}", settings.database_url))?;
         notify_store::migrate(&pool).await?;
+        notify_kit::metrics::report_db_pool({
+            let pool = pool.clone();
+            move || (!pool.is_closed()).then(|| (pool.size(), pool.num_idle()))
+        });
 
         let publisher: Arc<dyn Publisher> = match publisher {
             Some(p) => p,
@@ -210,6 +215,43 @@ async fn sweep(pool: PgPool, retention: Duration, stop: CancellationToken) {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the outbox backlog"),
         }
+    }
+}
+
+/// Describes the relay's metrics and registers its counters at 0: the failure counters exist
+/// before the first failure (dashboards show 0, and `increase()` sees the first one).
+fn register_metrics() {
+    metrics::describe_counter!(
+        "relay_published_total",
+        "Outbox rows published (acknowledged by the broker)."
+    );
+    metrics::describe_counter!(
+        "relay_publish_failures_total",
+        "Outbox rows whose publish failed (retried after a back-off)."
+    );
+    metrics::describe_counter!(
+        "relay_parked_total",
+        "Outbox rows parked after APP_RELAY_MAX_ATTEMPTS permanent failures."
+    );
+    metrics::describe_counter!(
+        "relay_held_back_total",
+        "Outbox rows held back behind an unpublished earlier row of their key."
+    );
+    metrics::describe_histogram!("relay_batch_seconds", "Duration of one claim, publish and mark batch.");
+    metrics::describe_gauge!("relay_owned_shards", "Outbox shards this relay holds.");
+    metrics::describe_gauge!("outbox_pending_rows", "Unpublished, unparked outbox rows.");
+    metrics::describe_gauge!(
+        "outbox_oldest_pending_age_seconds",
+        "Age of the oldest unpublished, unparked outbox row."
+    );
+    metrics::describe_gauge!("outbox_parked_rows", "Parked outbox rows.");
+    for name in [
+        "relay_published_total",
+        "relay_publish_failures_total",
+        "relay_parked_total",
+        "relay_held_back_total",
+    ] {
+        metrics::counter!(name).increment(0);
     }
 }
 

@@ -35,6 +35,10 @@ impl Application {
         if settings.run_migrations {
             db::migrate(&pool).await?;
         }
+        notify_kit::metrics::report_db_pool({
+            let pool = pool.clone();
+            move || (!pool.is_closed()).then(|| (pool.size(), pool.num_idle()))
+        });
         let verifier = JwtVerifier::new(&settings.auth).context("invalid JWT key material")?;
         let cache = Cache::new(&settings.cache).context("invalid APP_REDIS_URL")?;
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))

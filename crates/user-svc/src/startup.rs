@@ -36,6 +36,10 @@ impl Application {
         if settings.run_migrations {
             db::migrate(&pool).await?;
         }
+        notify_kit::metrics::report_db_pool({
+            let pool = pool.clone();
+            move || (!pool.is_closed()).then(|| (pool.size(), pool.num_idle()))
+        });
         let verifier = JwtVerifier::new(&settings.auth).context("invalid JWT key material")?;
         let issuer = JwtIssuer::new(&settings.auth)
             .context("user-svc signs login tokens: set APP_JWT_HS256_SECRET or APP_JWT_RS256_PRIVATE_KEY(_FILE)")?;

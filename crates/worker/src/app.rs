@@ -36,6 +36,7 @@ struct HealthState {
 impl WorkerApp {
     pub async fn build(settings: WorkerSettings, provider: Arc<dyn Provider>) -> anyhow::Result<Self> {
         notify_kit::metrics::install();
+        crate::metric_series::register(settings.channel, provider.name(), &settings.tiers);
         let registry = SchemaRegistry::new(&settings.schema_registry_url)?;
         let issuer = JwtIssuer::new(&settings.auth).context("cannot sign service tokens")?;
         let tokens = TokenSource::issuer(

@@ -57,8 +57,8 @@ impl Ledger {
         let key = self.key(id, channel, target);
         tokio::time::timeout(self.op_timeout, conn.exists::<_, bool>(key))
             .await
-            .map_err(|_| LedgerError("timed out".into()))?
-            .map_err(|e| LedgerError(e.to_string()))
+            .map_err(|_| failed("timed out".into()))?
+            .map_err(|e| failed(e.to_string()))
     }
 
     /// Records a delivery.
@@ -70,16 +70,22 @@ impl Ledger {
             conn.set_ex::<_, _, ()>(key, 1u8, self.ttl.as_secs().max(1)),
         )
         .await
-        .map_err(|_| LedgerError("timed out".into()))?
-        .map_err(|e| LedgerError(e.to_string()))
+        .map_err(|_| failed("timed out".into()))?
+        .map_err(|e| failed(e.to_string()))
     }
 
     pub async fn ping(&self) -> Result<(), LedgerError> {
         let mut conn = self.conn.clone();
         tokio::time::timeout(self.op_timeout, redis::cmd("PING").query_async::<String>(&mut conn))
             .await
-            .map_err(|_| LedgerError("timed out".into()))?
+            .map_err(|_| failed("timed out".into()))?
             .map(|_| ())
-            .map_err(|e| LedgerError(e.to_string()))
+            .map_err(|e| failed(e.to_string()))
     }
+}
+
+/// A failed ledger operation, counted in `redis_errors_total{service}`.
+fn failed(message: String) -> LedgerError {
+    notify_kit::metrics::redis_error();
+    LedgerError(message)
 }

@@ -14,11 +14,13 @@
 //!   resume of retry partitions until their due time, commit after the outcome is durable.
 //! - [`routing`]: retry/DLT records and their headers.
 //! - [`ledger`]: the Redis delivery ledger that makes redelivered records harmless.
+//! - [`metric_series`]: the worker's metrics, described and registered at 0 at start.
 //! - [`status`]: status events.
 
 pub mod app;
 pub mod consumer;
 pub mod ledger;
+pub mod metric_series;
 pub mod pipeline;
 pub mod provider;
 pub mod routing;
