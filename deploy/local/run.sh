@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: installs what is missing, starts the stack and every service of the pipeline
-# in the background, and prints how to send a first notification.
+# `make run`: installs what is missing, starts the stack, every service of the pipeline and a
+# Prometheus scraping them (alert rules loaded) in the background, and prints how to send a
+# first notification. Ports: deploy/local/env.sh (each overridable, e.g. PROMETHEUS_PORT).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
@@ -22,8 +23,8 @@ if [ ! -s "$RUN_DIR/jwt-secret" ]; then
 fi
 export APP_JWT_HS256_SECRET="$(cat "$RUN_DIR/jwt-secret")"
 export APP_KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" APP_SCHEMA_REGISTRY_URL="$SCHEMA_REGISTRY_URL"
-export APP_USER_SVC_URL="http://127.0.0.1:8082" APP_TEMPLATE_SVC_URL="http://127.0.0.1:8083"
-export APP_SMTP_HOST=127.0.0.1 APP_SMTP_PORT="$SMTP_PORT" APP_PUSH_PROVIDER_URL="http://127.0.0.1:2526/v1/messages:send"
+export APP_USER_SVC_URL="http://127.0.0.1:$USER_SVC_PORT" APP_TEMPLATE_SVC_URL="http://127.0.0.1:$TEMPLATE_SVC_PORT"
+export APP_SMTP_HOST=127.0.0.1 APP_SMTP_PORT="$SMTP_PORT" APP_PUSH_PROVIDER_URL="http://127.0.0.1:$SMTP_SINK_HTTP_PORT/v1/messages:send"
 PG="postgres://postgres@127.0.0.1:5432"
 
 wait_http() { # name url
@@ -46,42 +47,85 @@ start_service() { # name port health-path [VAR=value ...]
   echo "[run] $name up on http://127.0.0.1:$port (log: $RUN_DIR/logs/$name.log)"
 }
 
-start_service smtp-sink 2526 /stats SMTP_SINK_ADDR="127.0.0.1:$SMTP_PORT" SMTP_SINK_HTTP_ADDR=127.0.0.1:2526
-# glibc keeps the 19 MiB Argon2 blocks a burst of hashes frees unless large blocks are mmap'd.
-start_service user-svc 8082 /health APP_DATABASE_URL="$PG/notify_users" MALLOC_MMAP_THRESHOLD_=131072
-start_service template-svc 8083 /health APP_DATABASE_URL="$PG/notify_templates"
-start_service gateway 8080 /health APP_DATABASE_URL="$PG/notify"
-start_service outbox-relay 8090 /health APP_DATABASE_URL="$PG/notify"
-start_service status-projector 8093 /health APP_DATABASE_URL="$PG/notify"
-start_service email-worker 8091 /health
-start_service push-worker 8092 /health
+start_service smtp-sink "$SMTP_SINK_HTTP_PORT" /stats SMTP_SINK_ADDR="127.0.0.1:$SMTP_PORT" SMTP_SINK_HTTP_ADDR="127.0.0.1:$SMTP_SINK_HTTP_PORT"
+start_service user-svc "$USER_SVC_PORT" /health APP_DATABASE_URL="$PG/notify_users"
+start_service template-svc "$TEMPLATE_SVC_PORT" /health APP_DATABASE_URL="$PG/notify_templates"
+start_service gateway "$GATEWAY_PORT" /health APP_DATABASE_URL="$PG/notify"
+start_service outbox-relay "$RELAY_PORT" /health APP_DATABASE_URL="$PG/notify"
+start_service status-projector "$PROJECTOR_PORT" /health APP_DATABASE_URL="$PG/notify"
+start_service email-worker "$EMAIL_WORKER_PORT" /health
+start_service push-worker "$PUSH_WORKER_PORT" /health
+
+# Prometheus (Debian's package, installed when missing): every service above under the job
+# names of deploy/prometheus/prometheus.yml, every 5 s, with the alert rules of alerts.yml.
+# Its data stays in $RUN_DIR/prometheus (two days) across runs.
+start_prometheus() {
+  local dir="$RUN_DIR/prometheus" pidf="$RUN_DIR/pids/prometheus.pid"
+  if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
+    echo "[run] prometheus already running (pid $(cat "$pidf")); restarting with a fresh config"
+    kill "$(cat "$pidf")" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$(cat "$pidf")" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$pidf"
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PROMETHEUS_PORT") 2>/dev/null; then
+    echo "[run] WARNING: port $PROMETHEUS_PORT is taken by another program: Prometheus not started (set PROMETHEUS_PORT)"
+    return 1
+  fi
+  mkdir -p "$dir/data"
+  {
+    printf 'global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n'
+    printf 'rule_files:\n  - %s\n' "$REPO_ROOT/deploy/prometheus/alerts.yml"
+    printf 'scrape_configs:\n'
+    local job port
+    for entry in gateway:$GATEWAY_PORT outbox-relay:$RELAY_PORT user-svc:$USER_SVC_PORT \
+      template-svc:$TEMPLATE_SVC_PORT email-worker:$EMAIL_WORKER_PORT push-worker:$PUSH_WORKER_PORT \
+      status-projector:$PROJECTOR_PORT prometheus:$PROMETHEUS_PORT; do
+      job=${entry%%:*} port=${entry##*:}
+      printf '  - job_name: %s\n    static_configs:\n      - targets: ["127.0.0.1:%s"]\n' "$job" "$port"
+    done
+  } >"$dir/prometheus.yml"
+  nohup prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+    >>"$RUN_DIR/logs/prometheus.log" 2>&1 &
+  echo $! >"$pidf"
+  wait_http prometheus "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+  echo "[run] prometheus up on http://127.0.0.1:$PROMETHEUS_PORT (log: $RUN_DIR/logs/prometheus.log)"
+}
+PROMETHEUS_URL="not running (see the warning above)"
+if ! bash deploy/local/install-prometheus.sh || ! command -v prometheus >/dev/null 2>&1; then
+  echo "[run] WARNING: Prometheus could not be installed; the pipeline runs without it"
+elif start_prometheus; then
+  PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT (alerts: /alerts, targets: /targets)"
+fi
 
 # A demo user and template, so the first notification has someone to go to.
 ADMIN=$("$BIN/notifyctl" token --subject make-run --scope users:read --scope users:write --scope templates:write --scope templates:read --ttl-secs 600)
-curl -fsS -X POST http://127.0.0.1:8083/api/v1/templates/ -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+curl -fsS -X POST "http://127.0.0.1:$TEMPLATE_SVC_PORT/api/v1/templates/" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
   -d '{"code":"welcome_email","channel":"email","default_language":"en","name":"Welcome","content":{"en":{"subject":"Welcome, {{ name }}","text_body":"Hello {{ name }}, start at {{ link }}","html_body":"<p>Hello <b>{{ name }}</b>, <a href=\"{{ link }}\">start here</a></p>"}}}' \
   >/dev/null 2>&1 || true
-USER_ID=$(curl -fsS -X POST http://127.0.0.1:8082/api/v1/users/ -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+USER_ID=$(curl -fsS -X POST "http://127.0.0.1:$USER_SVC_PORT/api/v1/users/" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
   -d '{"name":"Demo User","email":"demo@example.com","preferences":{"email":true,"push":true},"password":"demo-password-123"}' 2>/dev/null |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["id"])' 2>/dev/null ||
-  curl -fsS "http://127.0.0.1:8082/api/v1/users/?limit=100" -H "Authorization: Bearer $ADMIN" |
+  curl -fsS "http://127.0.0.1:$USER_SVC_PORT/api/v1/users/?limit=100" -H "Authorization: Bearer $ADMIN" |
   python3 -c 'import json,sys; print(next(u["id"] for u in json.load(sys.stdin)["data"] if u["email"]=="demo@example.com"))')
 
 cat <<EOT
 
-The pipeline is running: gateway http://127.0.0.1:8080 (OpenAPI: /api-docs/openapi.json),
-user-svc :8082, template-svc :8083, outbox-relay :8090, email-worker :8091, push-worker :8092,
-status-projector :8093; SMTP sink 127.0.0.1:$SMTP_PORT (stats: http://127.0.0.1:2526/stats). Logs: $RUN_DIR/logs/
+The pipeline is running: gateway http://127.0.0.1:$GATEWAY_PORT (OpenAPI: /api-docs/openapi.json),
+user-svc :$USER_SVC_PORT, template-svc :$TEMPLATE_SVC_PORT, outbox-relay :$RELAY_PORT, email-worker :$EMAIL_WORKER_PORT,
+push-worker :$PUSH_WORKER_PORT, status-projector :$PROJECTOR_PORT (each serves /metrics); SMTP sink 127.0.0.1:$SMTP_PORT
+(stats: http://127.0.0.1:$SMTP_SINK_HTTP_PORT/stats). Logs: $RUN_DIR/logs/
+Prometheus: $PROMETHEUS_URL
 
 Send a first notification (demo user $USER_ID, template welcome_email):
 
   export APP_JWT_HS256_SECRET=\$(cat $RUN_DIR/jwt-secret)
   TOKEN=\$($BIN/notifyctl token --subject demo-service --scope notifications:send --scope notifications:read)
-  curl -sS -X POST http://127.0.0.1:8080/api/v1/notifications/ \\
+  curl -sS -X POST http://127.0.0.1:$GATEWAY_PORT/api/v1/notifications/ \\
     -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
     -d '{"notification_type":"email","user_id":"$USER_ID","template_code":"welcome_email","variables":{"name":"John Doe","link":"https://example.com"},"request_id":"first-1","priority":1,"metadata":{}}'
 
-  curl -sS http://127.0.0.1:8080/api/v1/notifications/<notification_id> -H "Authorization: Bearer \$TOKEN"
+  curl -sS http://127.0.0.1:$GATEWAY_PORT/api/v1/notifications/<notification_id> -H "Authorization: Bearer \$TOKEN"
   tail -f $RUN_DIR/logs/smtp-sink.log      # the email as it arrives
 
 Stop everything with: make stop

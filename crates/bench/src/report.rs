@@ -308,7 +308,7 @@ pub fn markdown(r: &Report, chart_labelled: Option<bool>) -> String {
             "## Gateway\n\nOpen loop (request *i* due at t0 + i/R whatever the answers; latency from the due time; \
              at most {} requests open, more are dropped and counted as errors). `POST /api/v1/notifications/` \
              (JWT, validation, recipient and template checked against user-svc and template-svc through the Redis \
-             cache, idempotency record, notification, history, outbox row, `NOTIFY`, one statement; {} recipients) \
+             cache, idempotency record, notification, history, outbox row in one statement, then a coalesced `NOTIFY`; {} recipients) \
              against the baseline: a bare actix-web handler doing one `INSERT` of the same row shape. Both: {} \
              HTTP workers, a pool of {} connections.\n",
             r.plan.max_in_flight, r.plan.e2e_users, g.http_workers, g.db_pool

@@ -10,7 +10,7 @@ use notify_worker::{app::WorkerApp, settings::WorkerSettings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    notify_kit::telemetry::init_telemetry("email-worker");
+    let _telemetry = notify_kit::telemetry::init_telemetry("email-worker");
     let settings = WorkerSettings::from_env("email-worker", Channel::Email, 8091).context("invalid configuration")?;
     let smtp = SmtpSettings::from_env().context("invalid SMTP configuration")?;
     let provider = Arc::new(SmtpProvider::new(&smtp).context("invalid SMTP configuration")?);

@@ -3,7 +3,7 @@ use gateway::{settings::Settings, startup::Application};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    notify_kit::telemetry::init_telemetry("gateway");
+    let _telemetry = notify_kit::telemetry::init_telemetry("gateway");
     let settings = Settings::from_env().context("invalid configuration")?;
     let app = Application::build(settings).await?;
     tracing::info!(port = app.port(), "gateway listening");

@@ -6,6 +6,7 @@ use std::{net::TcpListener, time::Duration};
 use actix_web::{dev::Server, middleware, web, App, HttpServer};
 use anyhow::Context;
 use notify_kit::auth::JwtVerifier;
+use notify_store::outbox::RelayWaker;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -30,6 +31,10 @@ impl Application {
         if settings.run_migrations {
             notify_store::migrate(&pool).await?;
         }
+        notify_kit::metrics::report_db_pool({
+            let pool = pool.clone();
+            move || (!pool.is_closed()).then(|| (pool.size(), pool.num_idle()))
+        });
         let verifier = JwtVerifier::new(&settings.auth).context("invalid JWT key material")?;
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("failed to bind {}:{}", settings.host, settings.port))?;
@@ -48,6 +53,9 @@ impl Application {
             pool: pool.clone(),
             idempotency_ttl: settings.idempotency_ttl,
             references,
+            // At most one NOTIFY per 2 ms however many notifications are accepted: the relay
+            // takes a whole batch per wake anyway.
+            relay_waker: RelayWaker::spawn(pool.clone(), Duration::from_millis(2)),
         };
         let sweeper = CancellationToken::new();
         tokio::spawn(sweep_idempotency_keys(pool, sweeper.clone()));

@@ -4,6 +4,8 @@
 //! idempotent produce, headers, consumer groups with manual commits. No transactions, and
 //! topics are created explicitly ([`ensure_topics`]) because auto-creation is off.
 
+pub mod ordered;
+
 use std::time::Duration;
 
 use anyhow::Context;
@@ -75,6 +77,9 @@ impl KafkaSettings {
         let mut cfg = self.client_config();
         cfg.set("group.id", group)
             .set("enable.auto.commit", "false")
+            // Only offsets the application stores (after a record's outcome is durable) are
+            // ever committed, never merely the position of what was handed out.
+            .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             // Also the rebalance timeout: how long a rebalance waits for a member that died

@@ -1,7 +1,9 @@
 //! Correlation ids: taken from `X-Correlation-Id` when the caller sends a well-formed one,
 //! made otherwise, put in the request's extensions and tracing span, and returned in the
-//! response header. The same middleware records the HTTP metrics
-//! (`http_requests_total`, `http_request_duration_seconds` by service, route, method).
+//! response header. The same middleware opens the request's server span (the child of the
+//! caller's `traceparent`, see [`crate::tracecontext`]), makes the `traceparent` to hand on
+//! available as [`TraceParent`], and records the HTTP metrics (`http_requests_total`,
+//! `http_request_duration_seconds` by service, route, method).
 
 use actix_web::{
     body::MessageBody,
@@ -11,6 +13,8 @@ use actix_web::{
     Error, FromRequest, HttpMessage, HttpRequest,
 };
 use tracing::Instrument;
+
+use crate::tracecontext;
 
 /// The header that carries the correlation id over HTTP (and, by the same name, Kafka).
 pub const HEADER: &str = "x-correlation-id";
@@ -46,6 +50,25 @@ impl std::fmt::Display for CorrelationId {
     }
 }
 
+/// The `traceparent` a request hands on to what it causes (the outbox row, then Kafka): its
+/// server span's when spans are exported, otherwise the caller's, otherwise a new root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParent(pub String);
+
+impl FromRequest for TraceParent {
+    type Error = Error;
+    type Future = std::future::Ready<Result<Self, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let tp = req
+            .extensions()
+            .get::<TraceParent>()
+            .cloned()
+            .unwrap_or_else(|| TraceParent(tracecontext::new_root()));
+        std::future::ready(Ok(tp))
+    }
+}
+
 /// Middleware (use with `actix_web::middleware::from_fn`): assigns the correlation id,
 /// opens the request span and echoes the id in the response.
 pub async fn middleware(
@@ -59,20 +82,40 @@ pub async fn middleware(
         .and_then(CorrelationId::parse)
         .unwrap_or_else(CorrelationId::generate);
     req.extensions_mut().insert(id.clone());
-    let span = tracing::info_span!(
-        "http_request",
-        correlation_id = %id,
-        method = %req.method(),
-        route = %req.match_pattern().unwrap_or_else(|| req.path().to_string()),
-        status = tracing::field::Empty,
-    );
     let method = req.method().to_string();
     // The route pattern, not the path: ids in paths would make unbounded label values.
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let span = tracing::info_span!(
+        "http_request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+        correlation_id = %id,
+        trace_id = tracing::field::Empty,
+        method = %method,
+        route = %req.match_pattern().unwrap_or_else(|| req.path().to_string()),
+        status = tracing::field::Empty,
+    );
+    let inbound = req.headers().get(tracecontext::HEADER).and_then(|v| v.to_str().ok());
+    let handed_on = tracecontext::adopt(&span, inbound).unwrap_or_else(|| {
+        let root = tracecontext::new_root();
+        if let Some(trace_id) = tracecontext::trace_id(&root) {
+            span.record("trace_id", trace_id);
+        }
+        root
+    });
+    req.extensions_mut().insert(TraceParent(handed_on));
     let started = std::time::Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status().as_u16();
     span.record("status", status);
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
     let service = crate::telemetry::service_name();
     metrics::counter!("http_requests_total", "service" => service, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
         .increment(1);

@@ -1,7 +1,8 @@
 //! The service kit: what every deployable of the notification platform shares.
 //!
 //! - [`settings`]: typed configuration read from `APP_*` environment variables.
-//! - [`telemetry`]: JSON logs through `tracing`.
+//! - [`telemetry`]: JSON logs through `tracing`, OTLP trace export.
+//! - [`tracecontext`]: W3C `traceparent` across HTTP, the outbox and Kafka.
 //! - [`envelope`] and [`error`]: the `{success, data, message, meta}` response envelope and
 //!   the one place where errors become HTTP responses.
 //! - [`auth`]: JWT verification (and issuing, for user-svc and tests) with scopes.
@@ -21,6 +22,7 @@ pub mod pagination;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tracecontext;
 pub mod validate;
 
 pub use envelope::{ApiResponse, PageMeta};

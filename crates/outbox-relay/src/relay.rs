@@ -4,6 +4,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use notify_kafka::{headers, Topics};
+use notify_kit::tracecontext;
 use notify_store::outbox::{self, OutboxRow, PublishFailure};
 use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection, PgConnection};
 use tokio::{sync::Notify, time::Instant};
@@ -146,7 +147,10 @@ impl Relay {
         (self.settings.retry_base * 2u32.saturating_pow(exp)).min(self.settings.retry_max)
     }
 
-    fn record_for(&self, row: &OutboxRow, payload: Vec<u8>) -> OutgoingRecord {
+    /// The record for `row`. When spans are exported, also the row's producer span (the
+    /// child of the request that wrote the row), whose context the record carries on; it
+    /// ends when the broker has answered.
+    fn record_for(&self, row: &OutboxRow, payload: Vec<u8>) -> (OutgoingRecord, Option<tracing::Span>) {
         let mut hdrs: Vec<(String, String)> = row
             .headers
             .as_object()
@@ -156,14 +160,38 @@ impl Relay {
                     .collect()
             })
             .unwrap_or_default();
+        let topic = self.topics.physical(&row.topic);
+        let span = tracecontext::exporting().then(|| {
+            let span = tracing::info_span!(
+                "outbox_publish",
+                otel.name = format!("{topic} publish"),
+                otel.kind = "producer",
+                otel.status_code = tracing::field::Empty,
+                messaging.system = "kafka",
+                messaging.operation.type = "publish",
+                messaging.destination.name = %topic,
+                outbox_id = row.id,
+                trace_id = tracing::field::Empty,
+            );
+            let inbound = hdrs
+                .iter()
+                .find(|(k, _)| k == headers::TRACEPARENT)
+                .map(|(_, v)| v.as_str());
+            if let Some(own) = tracecontext::adopt(&span, inbound) {
+                hdrs.retain(|(k, _)| k != headers::TRACEPARENT);
+                hdrs.push((headers::TRACEPARENT.into(), own));
+            }
+            span
+        });
         hdrs.push((headers::EVENT_TYPE.into(), row.event_type.clone()));
         hdrs.push((headers::OUTBOX_ID.into(), row.id.to_string()));
-        OutgoingRecord {
-            topic: self.topics.physical(&row.topic),
+        let record = OutgoingRecord {
+            topic,
             key: row.message_key.clone(),
             payload,
             headers: hdrs,
-        }
+        };
+        (record, span)
     }
 
     /// Claims one batch of the owned shards, publishes it and records the outcome, all in
@@ -187,13 +215,18 @@ impl Relay {
         let mut failed_keys: HashSet<&str> = HashSet::new();
         let mut failures: Vec<PublishFailure> = Vec::new();
         let mut to_send: Vec<(usize, OutgoingRecord)> = Vec::with_capacity(rows.len());
+        let mut spans: Vec<Option<tracing::Span>> = Vec::new();
         for (i, row) in rows.iter().enumerate() {
             if failed_keys.contains(row.message_key.as_str()) {
                 outcome.held_back += 1;
                 continue;
             }
             match self.encoder.encode(&row.event_type, &row.payload).await {
-                Ok(bytes) => to_send.push((i, self.record_for(row, bytes))),
+                Ok(bytes) => {
+                    let (record, span) = self.record_for(row, bytes);
+                    to_send.push((i, record));
+                    spans.push(span);
+                }
                 Err(e) => {
                     failed_keys.insert(&row.message_key);
                     failures.push(PublishFailure {
@@ -209,8 +242,12 @@ impl Relay {
         let results = self.publisher.publish(records).await;
 
         let mut published: Vec<i64> = Vec::with_capacity(results.len());
-        for (i, result) in indices.into_iter().zip(results) {
+        for (n, (i, result)) in indices.into_iter().zip(results).enumerate() {
             let row = &rows[i];
+            if let (Err(e), Some(Some(span))) = (&result, spans.get(n)) {
+                span.record("otel.status_code", "ERROR");
+                tracing::debug!(parent: span, error = %e, "not acknowledged");
+            }
             if failed_keys.contains(row.message_key.as_str()) {
                 outcome.held_back += 1;
                 continue;
@@ -228,6 +265,7 @@ impl Relay {
                 }
             }
         }
+        drop(spans);
         outbox::mark_published(&mut tx, &published).await?;
         let parked = outbox::record_failures(&mut tx, &failures, self.settings.max_attempts).await?;
         tx.commit().await?;

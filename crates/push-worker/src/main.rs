@@ -10,7 +10,7 @@ use notify_worker::{app::WorkerApp, settings::WorkerSettings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    notify_kit::telemetry::init_telemetry("push-worker");
+    let _telemetry = notify_kit::telemetry::init_telemetry("push-worker");
     let settings = WorkerSettings::from_env("push-worker", Channel::Push, 8092).context("invalid configuration")?;
     let push = PushSettings::from_env().context("invalid push provider configuration")?;
     let provider = Arc::new(HttpPushProvider::new(&push).context("invalid push provider configuration")?);

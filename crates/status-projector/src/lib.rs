@@ -3,26 +3,31 @@
 //! through the state machine in `notify_store::status` (idempotent: a redelivered event is a
 //! no-op) and commits the offset after the database commit.
 
-use std::{net::TcpListener, str::FromStr, time::Duration};
+use std::{net::TcpListener, str::FromStr, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, get, web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
-use notify_kafka::KafkaSettings;
+use notify_kafka::{
+    headers,
+    ordered::{KeyedSlots, OrderedCommitter},
+    KafkaSettings,
+};
 use notify_kit::{
     health::{check, HealthReport},
     settings,
     settings::{SecretUrl, SettingsError},
+    tracecontext,
 };
 use notify_schemas::{registry::SchemaRegistry, wire, DeliveryStatus, NotificationStatusChanged};
 use notify_store::status::{apply, Applied, Status, StatusEvent};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
-    message::{BorrowedMessage, Message},
-    Offset,
+    message::{Headers, Message, OwnedMessage},
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 /// Configuration (`APP_*`).
@@ -39,6 +44,9 @@ pub struct Settings {
     pub schema_registry_url: String,
     /// `APP_CONSUMER_GROUP` (default: the topic prefix + `status-projector`).
     pub group_id: String,
+    /// `APP_PROJECTOR_CONCURRENCY`: events applied at once (default 8), spread by
+    /// notification id so one notification's events apply in order.
+    pub concurrency: usize,
 }
 
 impl Settings {
@@ -61,6 +69,10 @@ impl Settings {
                 "APP_CONSUMER_GROUP",
                 &format!("{}status-projector", settings::string("APP_KAFKA_TOPIC_PREFIX", "")),
             ),
+            concurrency: match settings::parse("APP_PROJECTOR_CONCURRENCY", 8usize)? {
+                0 => return Err(SettingsError::invalid("APP_PROJECTOR_CONCURRENCY", "must be > 0")),
+                n => n,
+            },
         })
     }
 }
@@ -93,8 +105,9 @@ pub struct Projector {
     port: u16,
     server: Server,
     pool: PgPool,
-    consumer: StreamConsumer,
+    consumer: Arc<StreamConsumer>,
     registry: SchemaRegistry,
+    concurrency: usize,
 }
 
 struct HealthState {
@@ -104,10 +117,15 @@ struct HealthState {
 impl Projector {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         notify_kit::metrics::install();
-        let pool = notify_store::connect(settings.database_url.expose(), 4)
+        let pool_size = u32::try_from(settings.concurrency + 2).unwrap_or(u32::MAX);
+        let pool = notify_store::connect(settings.database_url.expose(), pool_size)
             .await
             .with_context(|| format!("database {}", settings.database_url))?;
         notify_store::migrate(&pool).await?;
+        notify_kit::metrics::report_db_pool({
+            let pool = pool.clone();
+            move || (!pool.is_closed()).then(|| (pool.size(), pool.num_idle()))
+        });
         let topic = settings.kafka.topics().status();
         notify_kafka::ensure_topics(&settings.kafka, std::slice::from_ref(&topic)).await?;
         let consumer: StreamConsumer = settings
@@ -134,8 +152,9 @@ impl Projector {
             port,
             server,
             pool,
-            consumer,
+            consumer: Arc::new(consumer),
             registry,
+            concurrency: settings.concurrency,
         })
     }
 
@@ -144,72 +163,127 @@ impl Projector {
     }
 
     /// Consumes until `stop`.
+    /// Applies status events until `stop`: up to `concurrency` at once (one notification's
+    /// events in order), offsets committed in order once applied
+    /// ([`notify_kafka::ordered`]). An event that cannot be applied yet (database or registry
+    /// down) is retried with backoff; one that never can (poison) is logged and skipped.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        let mut backoff = Duration::from_millis(100);
+        let consumer = self.consumer;
+        let capacity = 64 * self.concurrency;
+        let committer = OrderedCommitter::spawn(consumer.clone(), capacity, |applied: bool| async move { applied });
+        let applier = Arc::new(Applier {
+            registry: self.registry,
+            pool: self.pool,
+        });
+        let slots = KeyedSlots::spawn(self.concurrency, capacity, stop.clone(), {
+            let stop = stop.clone();
+            move |job: Job| {
+                let (applier, stop) = (applier.clone(), stop.clone());
+                async move {
+                    let applied = applier.apply_until_done(&job.msg, &stop).await;
+                    let _ = job.done.send(applied);
+                }
+            }
+        });
         loop {
             let msg = tokio::select! {
+                biased;
                 _ = stop.cancelled() => break,
-                m = self.consumer.recv() => m,
+                m = consumer.recv() => m,
             };
             let msg = match msg {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             };
-            let applier = Applier {
-                registry: &self.registry,
-                pool: &self.pool,
+            let Some(done) = committer.register(&msg).await else {
+                break;
             };
-            let outcome = match applier.apply(&msg).await {
-                Ok(applied) => {
-                    metrics::counter!("status_events_total", "applied" => format!("{applied:?}")).increment(1);
-                    backoff = Duration::from_millis(100);
-                    true
-                }
-                Err(ApplyError::Poison(reason)) => {
-                    metrics::counter!("status_events_total", "applied" => "Poison").increment(1);
-                    tracing::error!(%reason, topic = msg.topic(), offset = msg.offset(), "status event skipped: cannot be applied");
-                    true
-                }
-                Err(ApplyError::Retry(e)) => {
-                    tracing::warn!(error = format!("{e:#}"), "status event not applied yet; retrying");
-                    let _ = self.consumer.seek(
-                        msg.topic(),
-                        msg.partition(),
-                        Offset::Offset(msg.offset()),
-                        Duration::from_secs(5),
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    false
-                }
+            let job = Job {
+                msg: msg.detach(),
+                done,
             };
-            if outcome {
-                if let Err(e) = self.consumer.commit_message(&msg, CommitMode::Async) {
-                    tracing::warn!(error = %e, "commit failed; the event may be applied again (harmless)");
-                }
+            if !slots.submit(msg.key(), msg.partition(), job).await {
+                break;
             }
         }
-        let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
-        self.consumer.unsubscribe();
+        slots.close().await;
+        committer.close().await;
+        let _ = consumer.commit_consumer_state(CommitMode::Sync);
+        consumer.unsubscribe();
         handle.stop(true).await;
         let _ = server.await;
         Ok(())
     }
 }
 
-/// Decodes and applies one status event.
-struct Applier<'a> {
-    registry: &'a SchemaRegistry,
-    pool: &'a PgPool,
+/// An event on its way to its slot.
+struct Job {
+    msg: OwnedMessage,
+    done: tokio::sync::oneshot::Sender<bool>,
 }
 
-impl Applier<'_> {
-    async fn apply(&self, msg: &BorrowedMessage<'_>) -> Result<Applied, ApplyError> {
+/// A header of `msg` as text.
+fn header<'m>(msg: &'m OwnedMessage, name: &str) -> Option<&'m str> {
+    msg.headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
+}
+
+/// Decodes and applies status events.
+struct Applier {
+    registry: SchemaRegistry,
+    pool: PgPool,
+}
+
+impl Applier {
+    /// Applies one event, retrying with backoff while it cannot be applied yet, in the span
+    /// of its trace. `false` when stopped first (the event stays uncommitted).
+    async fn apply_until_done(&self, msg: &OwnedMessage, stop: &CancellationToken) -> bool {
+        let span = tracing::info_span!(
+            "apply_status",
+            otel.name = format!("{} process", msg.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = msg.topic(),
+            messaging.kafka.offset = msg.offset(),
+            correlation_id = header(msg, headers::CORRELATION_ID).unwrap_or_default(),
+            notification_id = header(msg, headers::NOTIFICATION_ID).unwrap_or_default(),
+            trace_id = tracing::field::Empty,
+        );
+        tracecontext::adopt(&span, header(msg, headers::TRACEPARENT));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.apply(msg).instrument(span.clone()).await {
+                Ok(applied) => {
+                    metrics::counter!("status_events_total", "applied" => format!("{applied:?}")).increment(1);
+                    return true;
+                }
+                Err(ApplyError::Poison(reason)) => {
+                    metrics::counter!("status_events_total", "applied" => "Poison").increment(1);
+                    tracing::error!(parent: &span, %reason, topic = msg.topic(), offset = msg.offset(), "status event skipped: cannot be applied");
+                    return true;
+                }
+                Err(ApplyError::Retry(e)) => {
+                    tracing::warn!(parent: &span, error = format!("{e:#}"), "status event not applied yet; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn apply(&self, msg: &OwnedMessage) -> Result<Applied, ApplyError> {
         let payload = msg.payload().unwrap_or_default();
         let id = wire::schema_id(payload).map_err(|e| ApplyError::Poison(e.to_string()))?;
         let schema = self.registry.schema_by_id(id).await.map_err(|e| {
@@ -230,7 +304,7 @@ impl Applier<'_> {
             .single()
             .ok_or_else(|| ApplyError::Poison(format!("bad timestamp {}", ev.occurred_at)))?;
         apply(
-            self.pool,
+            &self.pool,
             &StatusEvent {
                 notification_id,
                 status,

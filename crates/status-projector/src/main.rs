@@ -3,7 +3,7 @@ use status_projector::{Projector, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    notify_kit::telemetry::init_telemetry("status-projector");
+    let _telemetry = notify_kit::telemetry::init_telemetry("status-projector");
     let settings = Settings::from_env().context("invalid configuration")?;
     let stop = tokio_util::sync::CancellationToken::new();
     notify_kit::shutdown::cancel_on_signal(stop.clone());

@@ -58,7 +58,9 @@ pub enum AcceptOutcome {
 }
 
 /// Writes the idempotency record, the notification (status `pending`), its first history
-/// entry and its outbox row atomically, and wakes the relay (`NOTIFY`, delivered on commit).
+/// entry and its outbox row atomically. The caller then wakes the relay with an
+/// [`crate::outbox::RelayWaker`]: a `NOTIFY` inside this transaction would make every commit
+/// take PostgreSQL's global notification lock, serialising all of them.
 ///
 /// One statement with data-modifying CTEs, so one round trip and one (implicit)
 /// transaction: either all rows exist or none. The idempotency insert comes first; when the
@@ -100,7 +102,6 @@ WITH idem AS (
     RETURNING id
 )
 SELECT (SELECT count(*) FROM o) AS inserted,
-       (SELECT count(*) FROM (SELECT pg_notify('notify_outbox', '') FROM o) AS woken) AS woken,
        (SELECT count(*) FROM h) AS history
 "#;
     // A key that expires between the conflict and the lookup below is retried once more.

@@ -155,6 +155,47 @@ pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
     })
 }
 
+/// Wakes the relays after outbox rows were committed, coalescing: however many rows commit
+/// meanwhile, at most one `NOTIFY` is in progress and the next follows at least `spacing`
+/// later. Each `NOTIFY` is its own small transaction, outside the writers' commits. A wake
+/// lost to a crash between a commit and its `NOTIFY` only costs the relay's poll interval.
+#[derive(Clone)]
+pub struct RelayWaker {
+    wanted: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl RelayWaker {
+    /// Starts the notifying task (it ends with the runtime).
+    pub fn spawn(pool: PgPool, spacing: std::time::Duration) -> Self {
+        let wanted = std::sync::Arc::new(tokio::sync::Notify::new());
+        let signal = wanted.clone();
+        tokio::spawn(async move {
+            loop {
+                signal.notified().await;
+                if let Err(e) = wake_relays(&pool).await {
+                    tracing::warn!(error = %e, "cannot NOTIFY the relays; they will poll");
+                }
+                tokio::time::sleep(spacing).await;
+            }
+        });
+        Self { wanted }
+    }
+
+    /// Asks for a `NOTIFY` (returns at once).
+    pub fn wake(&self) {
+        self.wanted.notify_one();
+    }
+}
+
+/// One `NOTIFY` to the relays (see [`RelayWaker`] for the coalescing one).
+pub async fn wake_relays(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(crate::OUTBOX_CHANNEL)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
 /// Writes one outbox row on its own (and wakes the relay), for events that are not part of a
 /// notification's acceptance (e.g. a provider's delivery report).
 pub async fn enqueue(pool: &PgPool, msg: &crate::notifications::NewOutboxMessage<'_>) -> Result<i64, sqlx::Error> {

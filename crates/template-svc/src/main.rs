@@ -3,7 +3,7 @@ use template_svc::{settings::Settings, startup::Application};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    notify_kit::telemetry::init_telemetry("template-svc");
+    let _telemetry = notify_kit::telemetry::init_telemetry("template-svc");
     let settings = Settings::from_env().context("invalid configuration")?;
     let app = Application::build(settings).await?;
     tracing::info!(port = app.port(), "template-svc listening");

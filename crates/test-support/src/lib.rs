@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod kafka;
+pub mod otlp;
 pub mod process;
 pub mod servers;
 pub mod smtp;

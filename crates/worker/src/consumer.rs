@@ -6,22 +6,31 @@
 //!
 //! Per record: a record of a delay tier that is not due yet pauses its partition (and seeks
 //! back to it) until the due time — other partitions and the main topic keep flowing; no
-//! sleeping in the poll loop. Otherwise the record is attempted, its follow-up records (status
-//! event, and the retry or dead-letter record) are produced and acknowledged, and only then is
-//! the offset committed. Nothing is committed for a record whose fate is undecided.
+//! sleeping in the poll loop. Otherwise the record goes to the attempt slot of its key
+//! (`APP_WORKER_CONCURRENCY` slots: one key's records in order, different keys side by side);
+//! its follow-up records (status event, and the retry or dead-letter record) are produced, and
+//! its offset is committed only when they, and those of every record received before it, are
+//! acknowledged ([`notify_kafka::ordered`]). Nothing is committed for a record whose fate is
+//! undecided; a crash means redelivery, which the delivery ledger makes harmless.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use notify_kafka::{headers as h, Topics};
+use notify_kafka::{
+    headers as h,
+    ordered::{KeyedSlots, OrderedCommitter},
+    Topics,
+};
+use notify_kit::tracecontext;
 use notify_schemas::{registry::SchemaRegistry, DeliveryStatus};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
-    message::{BorrowedMessage, Header, Message, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord},
+    error::{KafkaError, RDKafkaErrorCode},
+    message::{BorrowedMessage, Header, Message, OwnedHeaders, OwnedMessage},
+    producer::{DeliveryFuture, FutureProducer, FutureRecord},
     Offset, TopicPartitionList,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -32,6 +41,19 @@ use crate::{
 };
 
 const WORKER_VERSION: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+
+/// A record on its way to an attempt slot.
+struct Attempt {
+    msg: OwnedMessage,
+    headers: HashMap<String, String>,
+    done: oneshot::Sender<Decided>,
+}
+
+/// An attempt's follow-up records and the producer's acks for them (`None`: not enqueued).
+struct Decided {
+    follow_ups: Vec<FollowUp>,
+    acks: Vec<Option<DeliveryFuture>>,
+}
 
 /// A record to produce as the consequence of one attempt.
 struct FollowUp {
@@ -64,11 +86,7 @@ impl Runtime {
         if let Some(instance) = &self.settings.instance_id {
             config.set("group.instance.id", format!("{group}/{instance}"));
         }
-        let consumer: StreamConsumer = config
-            // Offsets are committed explicitly per record (see `handle`).
-            .set("enable.auto.offset.store", "false")
-            .create()
-            .context("failed to create a Kafka consumer")?;
+        let consumer: StreamConsumer = config.create().context("failed to create a Kafka consumer")?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).context("failed to subscribe")?;
         Ok(consumer)
@@ -102,6 +120,20 @@ impl Runtime {
         let consumer = Arc::new(consumer);
         let (resume_tx, mut resume_rx) = mpsc::unbounded_channel::<(String, i32)>();
         tokio::spawn(report_lag(consumer.clone(), group.to_string(), stop.clone()));
+        let committer = OrderedCommitter::spawn(consumer.clone(), self.settings.max_in_flight, {
+            let (runtime, stop) = (self.clone(), stop.clone());
+            move |decided: Decided| {
+                let (runtime, stop) = (runtime.clone(), stop.clone());
+                async move { runtime.wait_acknowledged(decided, &stop).await }
+            }
+        });
+        let slots = KeyedSlots::spawn(self.settings.concurrency, self.settings.max_in_flight, stop.clone(), {
+            let runtime = self.clone();
+            move |job: Attempt| {
+                let runtime = runtime.clone();
+                async move { runtime.attempt_one(job).await }
+            }
+        });
         loop {
             tokio::select! {
                 biased;
@@ -115,7 +147,7 @@ impl Runtime {
                     }
                 }
                 msg = consumer.recv() => match msg {
-                    Ok(m) => self.handle(&consumer, &m, &resume_tx, &stop).await,
+                    Ok(m) => self.dispatch(&consumer, &m, &resume_tx, &committer, &slots).await,
                     Err(e) => {
                         tracing::warn!(error = %e, "consumer error");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -123,6 +155,10 @@ impl Runtime {
                 }
             }
         }
+        // The attempts in hand finish; the committer stores the offsets of every record whose
+        // outcome is durable, up to the first one that is not.
+        slots.close().await;
+        committer.close().await;
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(error = %e, "final commit had nothing to do");
         }
@@ -137,12 +173,16 @@ impl Runtime {
             .any(|t| topic == self.topics.retry(self.settings.channel, t.name))
     }
 
-    async fn handle(
+    /// Hands a record to the attempt slot of its key (so the records of one key are attempted
+    /// one after the other, in order) and queues its commit behind every earlier record of
+    /// this loop. A record of a delay tier that is not due yet is parked instead.
+    async fn dispatch(
         &self,
         consumer: &StreamConsumer,
         msg: &BorrowedMessage<'_>,
         resume: &mpsc::UnboundedSender<(String, i32)>,
-        stop: &CancellationToken,
+        committer: &OrderedCommitter<Decided>,
+        slots: &KeyedSlots<Attempt>,
     ) {
         let headers = headers_of(msg);
         if self.is_retry_topic(msg.topic()) {
@@ -156,32 +196,92 @@ impl Runtime {
                 return;
             }
         }
-        let attempt = headers
+        // Waits while `max_in_flight` records are undecided or unacknowledged.
+        let Some(done) = committer.register(msg).await else {
+            return;
+        };
+        let job = Attempt {
+            msg: msg.detach(),
+            headers,
+            done,
+        };
+        if !slots.submit(msg.key(), msg.partition(), job).await {
+            tracing::debug!("attempt slots closed (shutting down)");
+        }
+    }
+
+    /// Attempts one record and hands its follow-up records, enqueued to the producer, to the
+    /// committer without waiting for their acks.
+    async fn attempt_one(&self, job: Attempt) {
+        let attempt = job
+            .headers
             .get(names::ATTEMPT)
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
             + 1;
-        let follow_ups = self.attempt(msg, &headers, attempt).await;
-        // The outcome is decided; make it durable before committing. While the broker is
-        // unreachable keep trying (without committing); on shutdown leave the record for
-        // redelivery (the ledger makes that harmless).
+        let follow_ups = self.attempt(&job.msg, &job.headers, attempt).await;
+        let acks = self.enqueue_all(&follow_ups).await;
+        let _ = job.done.send(Decided { follow_ups, acks });
+    }
+
+    /// Waits for the acks of one record's follow-ups; produces the refused ones again until
+    /// the broker takes them. `false` when stopped first (the record stays uncommitted).
+    async fn wait_acknowledged(&self, decided: Decided, stop: &CancellationToken) -> bool {
+        let mut refused: Vec<&FollowUp> = Vec::new();
+        for (record, ack) in decided.follow_ups.iter().zip(decided.acks) {
+            let ok = match ack {
+                Some(ack) => matches!(ack.await, Ok(Ok(_))),
+                None => false,
+            };
+            if !ok {
+                refused.push(record);
+            }
+        }
         let mut backoff = Duration::from_millis(200);
-        loop {
-            match self.produce_all(&follow_ups).await {
+        while !refused.is_empty() {
+            match self.produce_all(&refused).await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "follow-up records not acknowledged; retrying");
                     if stop.is_cancelled() {
-                        return;
+                        return false;
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
         }
-        if let Err(e) = consumer.commit_message(msg, CommitMode::Async) {
-            tracing::warn!(error = %e, "offset commit failed; the record may be redelivered");
+        true
+    }
+
+    /// Enqueues each follow-up to the producer; `None` for one the producer refused at once.
+    async fn enqueue_all(&self, records: &[FollowUp]) -> Vec<Option<DeliveryFuture>> {
+        let mut acks = Vec::with_capacity(records.len());
+        for r in records {
+            let mut tries = 0;
+            let ack = loop {
+                let mut record = FutureRecord::to(&r.topic)
+                    .payload(&r.payload)
+                    .headers(r.headers.clone());
+                if let Some(k) = &r.key {
+                    record = record.key(k);
+                }
+                match self.producer.send_result(record) {
+                    Ok(ack) => break Some(ack),
+                    // The producer's queue is full: let it drain a little.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) if tries < 500 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err((e, _)) => {
+                        tracing::warn!(error = %e, topic = %r.topic, "follow-up record not enqueued; will retry");
+                        break None;
+                    }
+                }
+            };
+            acks.push(ack);
         }
+        acks
     }
 
     fn park_until_due(
@@ -213,28 +313,64 @@ impl Runtime {
         });
     }
 
-    /// One delivery attempt and the records that report it.
-    async fn attempt(
+    /// One delivery attempt and the records that report it, in the record's consumer span
+    /// (the child of the span that produced the record, when spans are exported).
+    async fn attempt(&self, msg: &OwnedMessage, headers: &HashMap<String, String>, attempt: u32) -> Vec<FollowUp> {
+        let correlation_id = headers.get(h::CORRELATION_ID).map(String::as_str).unwrap_or_default();
+        let span = tracing::info_span!(
+            "deliver",
+            otel.name = format!("{} process", msg.topic()),
+            otel.kind = "consumer",
+            otel.status_code = tracing::field::Empty,
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = msg.topic(),
+            messaging.kafka.offset = msg.offset(),
+            notification_id = tracing::field::Empty,
+            correlation_id,
+            attempt,
+            trace_id = tracing::field::Empty,
+        );
+        let inbound = headers.get(h::TRACEPARENT).map(String::as_str);
+        let traceparent = tracecontext::adopt(&span, inbound);
+        tracing::Instrument::instrument(self.attempt_in_span(msg, headers, attempt, traceparent), span).await
+    }
+
+    async fn attempt_in_span(
         &self,
-        msg: &BorrowedMessage<'_>,
-        headers: &std::collections::HashMap<String, String>,
+        msg: &OwnedMessage,
+        inbound_headers: &HashMap<String, String>,
         attempt: u32,
+        traceparent: Option<String>,
     ) -> Vec<FollowUp> {
+        // Retry, dead-letter and status records carry this attempt's context on.
+        let replaced;
+        let headers = match &traceparent {
+            Some(tp) if inbound_headers.get(h::TRACEPARENT) != Some(tp) => {
+                let mut hs = inbound_headers.clone();
+                hs.insert(h::TRACEPARENT.to_string(), tp.clone());
+                replaced = hs;
+                &replaced
+            }
+            _ => inbound_headers,
+        };
+        let traceparent = traceparent.as_deref();
+        let span = tracing::Span::current();
         let channel = self.settings.channel;
         let correlation_id = headers.get(h::CORRELATION_ID).cloned().unwrap_or_default();
-        let traceparent = headers.get(h::TRACEPARENT).map(String::as_str);
         let payload = msg.payload().unwrap_or_default();
         let provider = self.pipeline.provider.name();
         let (job, outcome) = match decode(&self.registry, payload).await {
             Ok(job) => {
-                let span = tracing::info_span!("deliver", notification_id = %job.notification_id, correlation_id = %correlation_id, attempt);
-                let outcome =
-                    tracing::Instrument::instrument(self.pipeline.deliver(&job, &correlation_id, traceparent), span)
-                        .await;
+                span.record("notification_id", tracing::field::display(&job.notification_id));
+                let outcome = self.pipeline.deliver(&job, &correlation_id, traceparent).await;
                 (Some(job), outcome)
             }
             Err(f) => (None, Outcome::Failed(f)),
         };
+        if matches!(outcome, Outcome::Failed(_)) {
+            span.record("otel.status_code", "ERROR");
+        }
         let notification_id = job
             .as_ref()
             .map(|j| j.notification_id.to_string())
@@ -393,7 +529,7 @@ impl Runtime {
         out
     }
 
-    async fn produce_all(&self, records: &[FollowUp]) -> anyhow::Result<()> {
+    async fn produce_all(&self, records: &[&FollowUp]) -> anyhow::Result<()> {
         let mut pending = Vec::with_capacity(records.len());
         for r in records {
             let mut record = FutureRecord::to(&r.topic)

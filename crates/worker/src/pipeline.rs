@@ -3,9 +3,11 @@
 use std::{sync::Arc, time::Instant};
 
 use notify_directory::{DirectoryError, TemplateDirectory, UserDirectory};
+use notify_kit::tracecontext;
 use notify_schemas::{registry::SchemaRegistry, wire, Channel, NotificationRequested};
 use notify_templates::{render, RenderError, TemplateCode};
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{
@@ -213,18 +215,33 @@ impl Pipeline {
                 continue;
             }
             let started = Instant::now();
+            let span = tracing::info_span!(
+                "provider_send",
+                otel.name = format!("{} send", self.provider.name()),
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                provider = self.provider.name(),
+                platform = platform.unwrap_or_default(),
+            );
+            // The provider sees the context of this call (the push API gets it as a header).
+            let call_context = tracecontext::of(&span);
             let result = self
                 .provider
                 .send(&OutgoingMessage {
                     notification_id: job.notification_id,
                     correlation_id,
-                    traceparent,
+                    traceparent: call_context.as_deref().or(traceparent),
                     target,
                     platform: *platform,
                     recipient_name: None,
                     content: &rendered,
                 })
+                .instrument(span.clone())
                 .await;
+            if result.is_err() {
+                span.record("otel.status_code", "ERROR");
+            }
+            drop(span);
             metrics::histogram!("worker_delivery_duration_seconds", "channel" => self.channel.as_str(), "provider" => self.provider.name())
                 .record(started.elapsed().as_secs_f64());
             match result {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
 /// Header names of the retry path.
 pub mod names {
@@ -24,7 +24,7 @@ pub mod names {
 }
 
 /// A record's headers as strings (non-UTF-8 values are dropped).
-pub fn headers_of(msg: &BorrowedMessage<'_>) -> HashMap<String, String> {
+pub fn headers_of(msg: &impl Message) -> HashMap<String, String> {
     msg.headers()
         .map(|hs| {
             hs.iter()
@@ -53,11 +53,7 @@ pub struct FailureInfo<'a> {
 /// Headers for the retry or DLT record of `msg`: everything the record had (correlation id,
 /// traceparent, notification id, event type), the original position from the first hop, and
 /// the failure.
-pub fn failure_headers(
-    msg: &BorrowedMessage<'_>,
-    old: &HashMap<String, String>,
-    info: &FailureInfo<'_>,
-) -> OwnedHeaders {
+pub fn failure_headers(msg: &impl Message, old: &HashMap<String, String>, info: &FailureInfo<'_>) -> OwnedHeaders {
     let mut out: Vec<(String, String)> = old
         .iter()
         .filter(|(k, _)| {

@@ -50,6 +50,20 @@ pub struct WorkerSettings {
     /// `APP_CONSUMER_QUEUED_MAX_KBYTES`: librdkafka prefetch per consumer (default 2048; the
     /// library's 64 MiB default dominates a worker's memory otherwise).
     pub queued_max_kbytes: u32,
+    /// `APP_WORKER_CONCURRENCY`: attempts in progress at once per consume loop (default 8).
+    /// Records are spread over the slots by key, so one key's records stay in order.
+    pub concurrency: usize,
+    /// `APP_WORKER_MAX_IN_FLIGHT`: records per consume loop received but not yet committed
+    /// (default 512); the loop stops reading while that many are open.
+    pub max_in_flight: usize,
+}
+
+fn positive(name: &'static str, default: usize) -> Result<usize, SettingsError> {
+    let v: usize = settings::parse(name, default)?;
+    if v == 0 {
+        return Err(SettingsError::invalid(name, "must be > 0"));
+    }
+    Ok(v)
 }
 
 impl WorkerSettings {
@@ -88,6 +102,8 @@ impl WorkerSettings {
             ledger_ttl: Duration::from_secs(settings::parse("APP_LEDGER_TTL_SECS", 7 * 86_400)?),
             auth: AuthSettings::from_env()?,
             queued_max_kbytes: settings::parse("APP_CONSUMER_QUEUED_MAX_KBYTES", 2048)?,
+            concurrency: positive("APP_WORKER_CONCURRENCY", 8)?,
+            max_in_flight: positive("APP_WORKER_MAX_IN_FLIGHT", 512)?,
             instance_id: settings::optional("APP_CONSUMER_INSTANCE_ID"),
         })
     }
@@ -150,6 +166,8 @@ mod tests {
             ledger_ttl: Duration::ZERO,
             auth: AuthSettings::hs256("x"),
             queued_max_kbytes: 1,
+            concurrency: 1,
+            max_in_flight: 1,
             instance_id: None,
         };
         let names: Vec<Option<&str>> = (1..=4).map(|a| s.next_tier(a).map(|t| t.name)).collect();

@@ -332,8 +332,9 @@ struct Polls {
     query_max: Duration,
 }
 
-/// Inserts rows open-loop with the store's `enqueue` (one row + `NOTIFY` per transaction, as
-/// the gateway commits them) while a watcher polls which of them are published.
+/// Inserts rows open-loop with the store's `enqueue` (one row + `NOTIFY` per transaction: a
+/// wake for every row, the relay's best case for latency) while a watcher polls which of them
+/// are published.
 async fn latency_phase(db: &Db, plan: &Plan) -> anyhow::Result<LatencyPhase> {
     let step = plan.relay_latency;
     let rows = Arc::new(make_rows(step.total(), "lat"));

@@ -387,6 +387,18 @@ impl Stack {
         .await
     }
 
+    /// Waits until the relay has published every outbox row.
+    pub async fn wait_outbox_published(&self, timeout: Duration) {
+        test_support::wait_for("the relay to publish every outbox row", timeout, || async {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&self.db.pool)
+                .await
+                .unwrap();
+            (n == 0).then_some(())
+        })
+        .await;
+    }
+
     /// Every record on `topics` (physical names built from logical ones).
     pub async fn records(&self, logical: &[&str], expected: usize) -> Vec<test_support::kafka::Record> {
         let topics: Vec<String> = logical.iter().map(|t| format!("{}{t}", self.prefix)).collect();

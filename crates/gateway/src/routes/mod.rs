@@ -15,6 +15,8 @@ pub struct AppState {
     pub idempotency_ttl: std::time::Duration,
     /// Checks that users and templates exist (see [`crate::domain::references`]).
     pub references: Option<std::sync::Arc<crate::domain::references::References>>,
+    /// Wakes the relays after a commit (coalesced `NOTIFY`).
+    pub relay_waker: notify_store::outbox::RelayWaker,
 }
 
 /// Used only to name a type for the OpenAPI document.

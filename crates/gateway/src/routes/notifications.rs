@@ -1,11 +1,11 @@
 //! `POST /api/v1/notifications/` and `GET /api/v1/notifications/{id}`.
 
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpResponse};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use notify_kit::{
     auth::{Caller, TokenUse, SCOPE_READ, SCOPE_SEND},
-    correlation::CorrelationId,
+    correlation::{CorrelationId, TraceParent},
     ApiError, ApiResponse,
 };
 use notify_schemas::{headers, topics::Topics, NotificationRequested, NOTIFICATION_REQUESTED};
@@ -88,31 +88,6 @@ pub struct NotificationView {
     pub history: Vec<HistoryEntry>,
 }
 
-/// W3C trace context to carry: the caller's when well-formed, otherwise a new root.
-fn traceparent(req: &HttpRequest) -> String {
-    let incoming = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            let parts: Vec<&str> = v.split('-').collect();
-            parts.len() == 4
-                && parts[0].len() == 2
-                && parts[1].len() == 32
-                && parts[2].len() == 16
-                && parts[3].len() == 2
-                && v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
-        });
-    match incoming {
-        Some(v) => v.to_ascii_lowercase(),
-        None => {
-            let trace = Uuid::new_v4().simple().to_string();
-            let span = &Uuid::new_v4().simple().to_string()[..16];
-            format!("00-{trace}-{span}-01")
-        }
-    }
-}
-
 /// Accepts a notification for asynchronous delivery.
 #[utoipa::path(
     post,
@@ -131,9 +106,9 @@ fn traceparent(req: &HttpRequest) -> String {
     security(("bearer" = []))
 )]
 pub async fn create(
-    req: HttpRequest,
     caller: Caller,
     correlation: CorrelationId,
+    trace: TraceParent,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -180,7 +155,7 @@ pub async fn create(
     let headers = json!({
         headers::NOTIFICATION_ID: id.to_string(),
         headers::CORRELATION_ID: correlation.as_str(),
-        headers::TRACEPARENT: traceparent(&req),
+        headers::TRACEPARENT: trace.0,
     });
     let topic = Topics::logical_requests(request.channel, request.priority.is_high());
 
@@ -217,6 +192,7 @@ pub async fn create(
 
     match outcome {
         AcceptOutcome::Created => {
+            state.relay_waker.wake();
             tracing::info!(notification_id = %id, channel = %request.channel, "notification accepted");
             Ok(HttpResponse::Accepted().json(response_body))
         }

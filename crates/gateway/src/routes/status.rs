@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use notify_kit::{
     auth::{Caller, SCOPE_STATUS_WRITE},
-    correlation::CorrelationId,
+    correlation::{CorrelationId, TraceParent},
     validate, ApiError, ApiResponse, FieldError,
 };
 use notify_schemas::{
@@ -124,6 +124,7 @@ fn parse(body: &Value) -> Result<Report, Vec<FieldError>> {
 pub async fn report(
     caller: Caller,
     correlation: CorrelationId,
+    trace: TraceParent,
     path: web::Path<String>,
     state: web::Data<AppState>,
     body: web::Json<Value>,
@@ -164,6 +165,7 @@ pub async fn report(
     let hdrs = json!({
         headers::NOTIFICATION_ID: key,
         headers::CORRELATION_ID: correlation.as_str(),
+        headers::TRACEPARENT: trace.0,
     });
     let topic = Topics::new("").status();
     notify_store::outbox::enqueue(

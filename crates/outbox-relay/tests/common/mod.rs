@@ -86,6 +86,8 @@ pub async fn enqueue(pool: &PgPool, user: Uuid, channel: Channel, priority: i16,
     .await
     .unwrap();
     assert!(matches!(outcome, AcceptOutcome::Created));
+    // The gateway wakes the relays after the commit (coalesced); one NOTIFY per row here.
+    notify_store::outbox::wake_relays(pool).await.unwrap();
     id
 }
 
