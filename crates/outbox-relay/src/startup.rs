@@ -117,6 +117,7 @@ impl Application {
         let server_task = tokio::spawn(server);
         tokio::spawn(ensure_topics(settings.clone(), stop.clone()));
         let listener = tokio::spawn(listen(pool.clone(), relay.wake.clone(), stop.clone()));
+        tokio::spawn(report_backlog(pool.clone(), stop.clone()));
         let sweeper = tokio::spawn(sweep(pool, settings.relay.retention, stop.clone()));
         relay.run(stop.clone()).await;
         stop.cancel();
@@ -206,6 +207,17 @@ async fn sweep(pool: PgPool, retention: Duration, stop: CancellationToken) {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Publishes the outbox backlog gauges every 10 s (the outbox-age alert and panels read them).
+async fn report_backlog(pool: PgPool, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
         }
         match outbox::backlog(&pool).await {
             Ok(b) => {
