@@ -87,6 +87,10 @@ impl KafkaSettings {
             .set("max.poll.interval.ms", "20000")
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", "100")
+            // A fetch the broker leaves unanswered (seen with tansu under load with retries)
+            // is abandoned, and the connection renewed, after 5 s instead of librdkafka's 60 s
+            // default, during which the consumer receives nothing.
+            .set("socket.timeout.ms", "5000")
             .set("queued.max.messages.kbytes", queued_max_kbytes.to_string());
         cfg
     }

@@ -65,15 +65,25 @@ impl WorkerApp {
         )
         .await
         .context("the delivery ledger (Redis) is required")?;
-        let producer: FutureProducer = settings
-            .kafka
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", "30000")
+        let producer_config = || {
+            let mut config = settings.kafka.client_config();
+            config
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("linger.ms", "1")
+                .set("message.timeout.ms", "30000");
+            config
+        };
+        let producer: FutureProducer = producer_config()
             .create()
             .context("failed to create the Kafka producer")?;
+        // Retry and dead-letter records each in a batch of their own: a delay tier is read
+        // again from a record's own offset (seek back until it is due), and a fetch that starts
+        // in the middle of a batch made the local broker (tansu) stop answering fetches.
+        let retry_producer: FutureProducer = producer_config()
+            .set("batch.num.messages", "1")
+            .create()
+            .context("failed to create the Kafka producer for retry records")?;
         notify_kafka::ensure_topics(&settings.kafka, &settings.kafka.topics().all())
             .await
             .context("failed to create topics")?;
@@ -110,6 +120,7 @@ impl WorkerApp {
             status: StatusEncoder::new(registry.clone()),
             registry,
             producer,
+            retry_producer,
             settings,
         });
         Ok(Self { port, server, runtime })
@@ -125,6 +136,7 @@ impl WorkerApp {
         let server = tokio::spawn(self.server);
         let result = self.runtime.clone().run(stop).await;
         let _ = self.runtime.producer.flush(Duration::from_secs(5));
+        let _ = self.runtime.retry_producer.flush(Duration::from_secs(5));
         handle.stop(true).await;
         let _ = server.await;
         tracing::info!(service = self.runtime.settings.service, "worker stopped");

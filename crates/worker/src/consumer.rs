@@ -61,6 +61,9 @@ struct FollowUp {
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
     headers: OwnedHeaders,
+    /// A retry or dead-letter record: produced in a batch of its own, because it is read
+    /// again from its own offset.
+    own_batch: bool,
 }
 
 /// The running worker: shared by both loops.
@@ -69,7 +72,10 @@ pub struct Runtime {
     pub pipeline: Pipeline,
     pub registry: SchemaRegistry,
     pub status: StatusEncoder,
+    /// Status events.
     pub producer: FutureProducer,
+    /// Retry and dead-letter records, one per batch (see [`FollowUp::own_batch`]).
+    pub retry_producer: FutureProducer,
     pub topics: Topics,
 }
 
@@ -266,7 +272,12 @@ impl Runtime {
                 if let Some(k) = &r.key {
                     record = record.key(k);
                 }
-                match self.producer.send_result(record) {
+                let producer = if r.own_batch {
+                    &self.retry_producer
+                } else {
+                    &self.producer
+                };
+                match producer.send_result(record) {
                     Ok(ack) => break Some(ack),
                     // The producer's queue is full: let it drain a little.
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) if tries < 500 => {
@@ -296,11 +307,15 @@ impl Runtime {
         if let Err(e) = consumer.pause(&tpl) {
             tracing::warn!(error = %e, "cannot pause a retry partition");
         }
+        // Asynchronous (timeout 0): librdkafka raises the partition's version barrier before
+        // returning, so records of it fetched before the seek are never handed out, and the
+        // consume loop does not wait for the broker thread. A seek that waited (it used to
+        // wait up to 5 s) froze the runtime while the broker was slow, under load with retries.
         if let Err(e) = consumer.seek(
             msg.topic(),
             msg.partition(),
             Offset::Offset(msg.offset()),
-            Duration::from_secs(5),
+            Duration::ZERO,
         ) {
             tracing::warn!(error = %e, "cannot seek back to a retry record");
         }
@@ -429,6 +444,7 @@ impl Runtime {
                         metrics::counter!("worker_retried_total", "channel" => channel.as_str(), "tier" => tier.name)
                             .increment(1);
                         out.push(FollowUp {
+                            own_batch: true,
                             topic: self.topics.retry(channel, tier.name),
                             key: msg.key().map(<[u8]>::to_vec),
                             payload: payload.to_vec(),
@@ -464,6 +480,7 @@ impl Runtime {
                         tracing::error!(notification_id = ?notification_id, attempt, class, error = %f.message, "dead-lettered");
                         metrics::counter!("worker_dead_lettered_total", "channel" => channel.as_str(), "reason" => class).increment(1);
                         out.push(FollowUp {
+                            own_batch: true,
                             topic: self.topics.dlt(channel),
                             key: msg.key().map(<[u8]>::to_vec),
                             payload: payload.to_vec(),
@@ -515,6 +532,7 @@ impl Runtime {
                         });
                     }
                     out.push(FollowUp {
+                        own_batch: false,
                         topic: self.topics.status(),
                         key: Some(status.notification_id.clone().into_bytes()),
                         payload: bytes,
@@ -538,7 +556,12 @@ impl Runtime {
             if let Some(k) = &r.key {
                 record = record.key(k);
             }
-            pending.push(self.producer.send(record, Duration::from_secs(10)));
+            let producer = if r.own_batch {
+                &self.retry_producer
+            } else {
+                &self.producer
+            };
+            pending.push(producer.send(record, Duration::from_secs(10)));
         }
         for p in pending {
             p.await.map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
@@ -565,7 +588,7 @@ async fn report_lag(consumer: Arc<StreamConsumer>, group: String, stop: Cancella
             };
             let mut out = Vec::new();
             for e in assignment.elements() {
-                let Ok((_, high)) = c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1)) else {
+                let Ok((_, high)) = c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(4)) else {
                     continue;
                 };
                 let pos = positions
