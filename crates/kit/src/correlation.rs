@@ -86,19 +86,20 @@ pub async fn middleware(
     // The route pattern, not the path: ids in paths would make unbounded label values.
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let span = tracing::info_span!(
-        "http_request",
-        otel.name = format!("{method} {route}"),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = %method,
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-        correlation_id = %id,
-        trace_id = tracing::field::Empty,
-        method = %method,
-        route = %req.match_pattern().unwrap_or_else(|| req.path().to_string()),
-        status = tracing::field::Empty,
-    );
+           "http_request",
+           otel.name = format!("{method} {route}"),
+           otel.kind = "server",
+           otel.status_code = tracing::field::Empty,
+           http.request.method = %method,
+           http.route = %route,
+           http.response.status_code = tracing::field::Empty,
+           correlation_id = %id,
+           trace_id = tracing::field::Empty,
+    span_id = tracing::field::Empty,
+           method = %method,
+           route = %req.match_pattern().unwrap_or_else(|| req.path().to_string()),
+           status = tracing::field::Empty,
+       );
     let inbound = req.headers().get(tracecontext::HEADER).and_then(|v| v.to_str().ok());
     let handed_on = tracecontext::adopt(&span, inbound).unwrap_or_else(|| {
         let root = tracecontext::new_root();

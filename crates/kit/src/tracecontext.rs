@@ -54,8 +54,9 @@ pub fn exporting() -> bool {
 }
 
 /// Makes `span` the child of the remote span `inbound` names (when spans are exported and
-/// `inbound` is well-formed), records the trace id in the span's `trace_id` field (when it
-/// declares one) and returns the `traceparent` to hand on: the span's own when exported,
+/// `inbound` is well-formed), records the trace id in the span's `trace_id` field and, when
+/// exported, its own id in `span_id` (when it declares them; the JSON log lines show them)
+/// and returns the `traceparent` to hand on: the span's own when exported,
 /// otherwise `inbound`.
 pub fn adopt(span: &Span, inbound: Option<&str>) -> Option<String> {
     let inbound = inbound.and_then(parse);
@@ -72,8 +73,16 @@ pub fn adopt(span: &Span, inbound: Option<&str>) -> Option<String> {
             handed_on = Some(own);
         }
     }
-    if let Some(id) = handed_on.as_deref().and_then(trace_id) {
-        span.record("trace_id", id);
+    if let Some(tp) = handed_on.as_deref() {
+        if let Some(id) = trace_id(tp) {
+            span.record("trace_id", id);
+        }
+        // The span's own id exists only when spans are exported (then `handed_on` is its own).
+        if exporting() {
+            if let Some(id) = tp.split('-').nth(2) {
+                span.record("span_id", id);
+            }
+        }
     }
     handed_on
 }

@@ -163,16 +163,17 @@ impl Relay {
         let topic = self.topics.physical(&row.topic);
         let span = tracecontext::exporting().then(|| {
             let span = tracing::info_span!(
-                "outbox_publish",
-                otel.name = format!("{topic} publish"),
-                otel.kind = "producer",
-                otel.status_code = tracing::field::Empty,
-                messaging.system = "kafka",
-                messaging.operation.type = "publish",
-                messaging.destination.name = %topic,
-                outbox_id = row.id,
-                trace_id = tracing::field::Empty,
-            );
+                           "outbox_publish",
+                           otel.name = format!("{topic} publish"),
+                           otel.kind = "producer",
+                           otel.status_code = tracing::field::Empty,
+                           messaging.system = "kafka",
+                           messaging.operation.type = "publish",
+                           messaging.destination.name = %topic,
+                           outbox_id = row.id,
+                           trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+                       );
             let inbound = hdrs
                 .iter()
                 .find(|(k, _)| k == headers::TRACEPARENT)

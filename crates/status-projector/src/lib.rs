@@ -247,17 +247,18 @@ impl Applier {
     /// of its trace. `false` when stopped first (the event stays uncommitted).
     async fn apply_until_done(&self, msg: &OwnedMessage, stop: &CancellationToken) -> bool {
         let span = tracing::info_span!(
-            "apply_status",
-            otel.name = format!("{} process", msg.topic()),
-            otel.kind = "consumer",
-            messaging.system = "kafka",
-            messaging.operation.type = "process",
-            messaging.destination.name = msg.topic(),
-            messaging.kafka.offset = msg.offset(),
-            correlation_id = header(msg, headers::CORRELATION_ID).unwrap_or_default(),
-            notification_id = header(msg, headers::NOTIFICATION_ID).unwrap_or_default(),
-            trace_id = tracing::field::Empty,
-        );
+                   "apply_status",
+                   otel.name = format!("{} process", msg.topic()),
+                   otel.kind = "consumer",
+                   messaging.system = "kafka",
+                   messaging.operation.type = "process",
+                   messaging.destination.name = msg.topic(),
+                   messaging.kafka.offset = msg.offset(),
+                   correlation_id = header(msg, headers::CORRELATION_ID).unwrap_or_default(),
+                   notification_id = header(msg, headers::NOTIFICATION_ID).unwrap_or_default(),
+                   trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+               );
         tracecontext::adopt(&span, header(msg, headers::TRACEPARENT));
         let mut backoff = Duration::from_millis(100);
         loop {

@@ -333,19 +333,20 @@ impl Runtime {
     async fn attempt(&self, msg: &OwnedMessage, headers: &HashMap<String, String>, attempt: u32) -> Vec<FollowUp> {
         let correlation_id = headers.get(h::CORRELATION_ID).map(String::as_str).unwrap_or_default();
         let span = tracing::info_span!(
-            "deliver",
-            otel.name = format!("{} process", msg.topic()),
-            otel.kind = "consumer",
-            otel.status_code = tracing::field::Empty,
-            messaging.system = "kafka",
-            messaging.operation.type = "process",
-            messaging.destination.name = msg.topic(),
-            messaging.kafka.offset = msg.offset(),
-            notification_id = tracing::field::Empty,
-            correlation_id,
-            attempt,
-            trace_id = tracing::field::Empty,
-        );
+                   "deliver",
+                   otel.name = format!("{} process", msg.topic()),
+                   otel.kind = "consumer",
+                   otel.status_code = tracing::field::Empty,
+                   messaging.system = "kafka",
+                   messaging.operation.type = "process",
+                   messaging.destination.name = msg.topic(),
+                   messaging.kafka.offset = msg.offset(),
+                   notification_id = tracing::field::Empty,
+                   correlation_id,
+                   attempt,
+                   trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+               );
         let inbound = headers.get(h::TRACEPARENT).map(String::as_str);
         let traceparent = tracecontext::adopt(&span, inbound);
         tracing::Instrument::instrument(self.attempt_in_span(msg, headers, attempt, traceparent), span).await
