@@ -67,8 +67,10 @@ async fn post_notification(s: &Stack, user: Uuid, request_id: &str, traceparent:
 async fn one_notification_is_one_trace_from_the_http_request_to_the_provider_call() {
     let receiver = OtlpReceiver::start().await;
     let mut s = Stack::start_with_env(
+        // The SMTP server accepts again as soon as the first failure is reported, well before
+        // the retry is due.
         Tiers {
-            first_delay_ms: 500,
+            first_delay_ms: 3000,
             first_attempts: 1,
             second_delay_ms: 500,
             second_attempts: 1,
@@ -225,13 +227,22 @@ async fn one_notification_is_one_trace_from_the_http_request_to_the_provider_cal
     let (second, _) = post_notification(&s, user, "traced-2", None).await;
     s.wait_status(second, "sent", T).await;
     let second_id = second.to_string();
+    // Each service exports on its own schedule: wait for the whole chain.
     receiver
         .wait_for("the second trace", T, |spans| {
-            spans.iter().any(|s| {
-                s.service == "email-worker"
-                    && s.kind == SpanKind::Consumer
-                    && s.attributes.get("notification_id") == Some(&second_id)
-            })
+            spans
+                .iter()
+                .filter(|s| {
+                    s.service == "email-worker"
+                        && s.kind == SpanKind::Consumer
+                        && s.attributes.get("notification_id") == Some(&second_id)
+                })
+                .any(|consume| {
+                    spans
+                        .iter()
+                        .find(|p| p.span_id == consume.parent_span_id)
+                        .is_some_and(|publish| spans.iter().any(|r| r.span_id == publish.parent_span_id))
+                })
         })
         .await;
     let all = receiver.spans();

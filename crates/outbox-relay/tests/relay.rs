@@ -273,6 +273,34 @@ async fn a_new_row_is_published_on_notify_long_before_the_poll_interval() {
 }
 
 #[tokio::test]
+async fn the_gateways_waker_turns_a_burst_of_commits_into_one_or_two_notifies() {
+    let (db, _) = setup().await;
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener.listen(notify_store::OUTBOX_CHANNEL).await.unwrap();
+    let waker = notify_store::outbox::RelayWaker::spawn(db.pool.clone(), Duration::from_millis(200));
+    for _ in 0..1000 {
+        waker.wake();
+    }
+    tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("a NOTIFY for the burst")
+        .unwrap();
+    // Wakes that arrived while the first NOTIFY was on its way make at most one more.
+    let mut more = 0;
+    while let Ok(received) = tokio::time::timeout(Duration::from_millis(600), listener.recv()).await {
+        received.unwrap();
+        more += 1;
+    }
+    assert!(more <= 1, "{} NOTIFYs for one burst", more + 1);
+    // A later commit is not lost to the coalescing.
+    waker.wake();
+    tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("a NOTIFY for a later wake")
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_registry_restart_is_harmless() {
     let (db, prefix) = setup().await;
     let mut registry = PrivateRegistry::start();

@@ -49,10 +49,19 @@ struct Attempt {
     done: oneshot::Sender<Decided>,
 }
 
-/// An attempt's follow-up records and the producer's acks for them (`None`: not enqueued).
+/// Where a follow-up record stands with the broker.
+enum Ack {
+    /// Enqueued; the broker's answer is to come.
+    Pending(DeliveryFuture),
+    Acknowledged,
+    /// Not enqueued, or refused: to be produced again.
+    Refused,
+}
+
+/// An attempt's follow-up records and where each stands.
 struct Decided {
     follow_ups: Vec<FollowUp>,
-    acks: Vec<Option<DeliveryFuture>>,
+    acks: Vec<Ack>,
 }
 
 /// A record to produce as the consequence of one attempt.
@@ -236,8 +245,9 @@ impl Runtime {
         let mut refused: Vec<&FollowUp> = Vec::new();
         for (record, ack) in decided.follow_ups.iter().zip(decided.acks) {
             let ok = match ack {
-                Some(ack) => matches!(ack.await, Ok(Ok(_))),
-                None => false,
+                Ack::Pending(ack) => matches!(ack.await, Ok(Ok(_))),
+                Ack::Acknowledged => true,
+                Ack::Refused => false,
             };
             if !ok {
                 refused.push(record);
@@ -260,8 +270,11 @@ impl Runtime {
         true
     }
 
-    /// Enqueues each follow-up to the producer; `None` for one the producer refused at once.
-    async fn enqueue_all(&self, records: &[FollowUp]) -> Vec<Option<DeliveryFuture>> {
+    /// Enqueues each follow-up to the producer. A retry or dead-letter record is awaited
+    /// before what follows it (the status event), so a notification reported `retrying` or
+    /// `dead_lettered` has its record on the topic already (one broker round trip, failures
+    /// only).
+    async fn enqueue_all(&self, records: &[FollowUp]) -> Vec<Ack> {
         let mut acks = Vec::with_capacity(records.len());
         for r in records {
             let mut tries = 0;
@@ -278,7 +291,13 @@ impl Runtime {
                     &self.producer
                 };
                 match producer.send_result(record) {
-                    Ok(ack) => break Some(ack),
+                    Ok(ack) if r.own_batch => {
+                        break match ack.await {
+                            Ok(Ok(_)) => Ack::Acknowledged,
+                            _ => Ack::Refused,
+                        }
+                    }
+                    Ok(ack) => break Ack::Pending(ack),
                     // The producer's queue is full: let it drain a little.
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) if tries < 500 => {
                         tries += 1;
@@ -286,7 +305,7 @@ impl Runtime {
                     }
                     Err((e, _)) => {
                         tracing::warn!(error = %e, topic = %r.topic, "follow-up record not enqueued; will retry");
-                        break None;
+                        break Ack::Refused;
                     }
                 }
             };
