@@ -5,22 +5,12 @@ use std::collections::HashMap;
 
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
-/// Header names of the retry path.
+/// Header names of the retry path (the contract's, in `notify_schemas::headers`).
 pub mod names {
-    /// Attempts made so far (the failed one included).
-    pub const ATTEMPT: &str = "x-attempt";
-    pub const FIRST_FAILURE_AT: &str = "x-first-failure-at";
-    /// Epoch milliseconds before which the record must not be attempted again.
-    pub const DUE_AT: &str = "x-retry-due-at";
-    pub const ORIGINAL_TOPIC: &str = "x-original-topic";
-    pub const ORIGINAL_PARTITION: &str = "x-original-partition";
-    pub const ORIGINAL_OFFSET: &str = "x-original-offset";
-    pub const CONSUMER_GROUP: &str = "x-consumer-group";
-    /// `transient`, `permanent`, `poison` or `exhausted`.
-    pub const ERROR_CLASS: &str = "x-error-class";
-    pub const ERROR_MESSAGE: &str = "x-error-message";
-    pub const WORKER_VERSION: &str = "x-worker-version";
-    pub const DEAD_LETTERED_AT: &str = "x-dead-lettered-at";
+    pub use notify_schemas::headers::{
+        ATTEMPT, CONSUMER_GROUP, DEAD_LETTERED_AT, ERROR_CLASS, ERROR_MESSAGE, FIRST_FAILURE_AT, ORIGINAL_OFFSET,
+        ORIGINAL_PARTITION, ORIGINAL_TOPIC, RETRY_DUE_AT as DUE_AT, WORKER_VERSION,
+    };
 }
 
 /// A record's headers as strings (non-UTF-8 values are dropped).
