@@ -143,6 +143,47 @@ mod tests {
         assert_ne!(trace_id(&a), trace_id(&new_root()));
     }
 
+    /// Collects every `trace_id` recorded on a span after its creation.
+    #[derive(Clone, Default)]
+    struct Recorded(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorded {
+        fn on_record(
+            &self,
+            _: &tracing::span::Id,
+            values: &tracing::span::Record<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            struct Visit<'a>(&'a std::sync::Mutex<Vec<String>>);
+            impl tracing::field::Visit for Visit<'_> {
+                fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                    if field.name() == "trace_id" {
+                        self.0.lock().unwrap().push(value.to_string());
+                    }
+                }
+                fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+            }
+            values.record(&mut Visit(&self.0));
+        }
+    }
+
+    #[test]
+    fn the_trace_id_goes_into_the_spans_log_fields() {
+        use tracing_subscriber::prelude::*;
+        let recorded = Recorded::default();
+        let subscriber = tracing_subscriber::registry().with(recorded.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("hop", trace_id = tracing::field::Empty);
+            adopt(&span, Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+            let no_context = tracing::info_span!("other", trace_id = tracing::field::Empty);
+            adopt(&no_context, Some("not a traceparent"));
+        });
+        assert_eq!(
+            *recorded.0.lock().unwrap(),
+            vec!["4bf92f3577b34da6a3ce929d0e0e4736".to_string()]
+        );
+    }
+
     #[test]
     fn without_an_exporter_the_inbound_context_is_handed_on_unchanged() {
         let span = tracing::info_span!("hop", trace_id = tracing::field::Empty);
