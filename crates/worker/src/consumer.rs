@@ -75,6 +75,18 @@ struct FollowUp {
     own_batch: bool,
 }
 
+impl FollowUp {
+    fn record(&self) -> FutureRecord<'_, [u8], [u8]> {
+        let record = FutureRecord::to(&self.topic)
+            .payload(self.payload.as_slice())
+            .headers(self.headers.clone());
+        match &self.key {
+            Some(k) => record.key(k.as_slice()),
+            None => record,
+        }
+    }
+}
+
 /// The running worker: shared by both loops.
 pub struct Runtime {
     pub settings: WorkerSettings,
@@ -279,18 +291,7 @@ impl Runtime {
         for r in records {
             let mut tries = 0;
             let ack = loop {
-                let mut record = FutureRecord::to(&r.topic)
-                    .payload(&r.payload)
-                    .headers(r.headers.clone());
-                if let Some(k) = &r.key {
-                    record = record.key(k);
-                }
-                let producer = if r.own_batch {
-                    &self.retry_producer
-                } else {
-                    &self.producer
-                };
-                match producer.send_result(record) {
+                match self.producer_for(r).send_result(r.record()) {
                     Ok(ack) if r.own_batch => {
                         break match ack.await {
                             Ok(Ok(_)) => Ack::Acknowledged,
@@ -567,21 +568,19 @@ impl Runtime {
         out
     }
 
+    /// The producer of a follow-up: retry and dead-letter records one per batch.
+    fn producer_for(&self, r: &FollowUp) -> &FutureProducer {
+        if r.own_batch {
+            &self.retry_producer
+        } else {
+            &self.producer
+        }
+    }
+
     async fn produce_all(&self, records: &[&FollowUp]) -> anyhow::Result<()> {
         let mut pending = Vec::with_capacity(records.len());
         for r in records {
-            let mut record = FutureRecord::to(&r.topic)
-                .payload(&r.payload)
-                .headers(r.headers.clone());
-            if let Some(k) = &r.key {
-                record = record.key(k);
-            }
-            let producer = if r.own_batch {
-                &self.retry_producer
-            } else {
-                &self.producer
-            };
-            pending.push(producer.send(record, Duration::from_secs(10)));
+            pending.push(self.producer_for(r).send(r.record(), Duration::from_secs(10)));
         }
         for p in pending {
             p.await.map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
