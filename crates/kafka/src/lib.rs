@@ -9,6 +9,7 @@ pub mod ordered;
 use std::time::Duration;
 
 use anyhow::Context;
+use notify_kit::settings::{self, SettingsError};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
@@ -35,6 +36,23 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
+    /// `APP_KAFKA_BOOTSTRAP`, `APP_KAFKA_TOPIC_PREFIX`, `APP_KAFKA_PARTITIONS`,
+    /// `APP_KAFKA_REPLICATION`, with the defaults documented on the fields.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Ok(Self {
+            bootstrap: settings::string("APP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            topic_prefix: settings::string("APP_KAFKA_TOPIC_PREFIX", ""),
+            partitions: settings::parse("APP_KAFKA_PARTITIONS", 6)?,
+            replication: settings::parse("APP_KAFKA_REPLICATION", 1)?,
+        })
+    }
+
+    /// `APP_CONSUMER_GROUP`, by default `name` under the topic prefix, so that deployments (or
+    /// tests) sharing a broker under different prefixes never share a group.
+    pub fn group_from_env(&self, name: &str) -> String {
+        settings::string("APP_CONSUMER_GROUP", &format!("{}{name}", self.topic_prefix))
+    }
+
     pub fn local(prefix: &str) -> Self {
         Self {
             bootstrap: "127.0.0.1:9092".into(),

@@ -50,6 +50,7 @@ pub struct RelaySettings {
 
 impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
+        let kafka = KafkaSettings::from_env()?;
         Ok(Self {
             host: settings::string("APP_HOST", "127.0.0.1"),
             port: settings::parse("APP_PORT", 8090)?,
@@ -57,12 +58,7 @@ impl Settings {
                 "APP_DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/notify",
             )),
-            kafka: KafkaSettings {
-                bootstrap: settings::string("APP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-                topic_prefix: settings::string("APP_KAFKA_TOPIC_PREFIX", ""),
-                partitions: settings::parse("APP_KAFKA_PARTITIONS", 6)?,
-                replication: settings::parse("APP_KAFKA_REPLICATION", 1)?,
-            },
+            kafka,
             schema_registry_url: settings::string("APP_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
             relay: RelaySettings {
                 batch_size: settings::parse("APP_RELAY_BATCH_SIZE", 1000)?,

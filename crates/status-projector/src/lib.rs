@@ -51,6 +51,8 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
+        let kafka = KafkaSettings::from_env()?;
+        let group_id = kafka.group_from_env("status-projector");
         Ok(Self {
             host: settings::string("APP_HOST", "127.0.0.1"),
             port: settings::parse("APP_PORT", 8093)?,
@@ -58,17 +60,9 @@ impl Settings {
                 "APP_DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/notify",
             )),
-            kafka: KafkaSettings {
-                bootstrap: settings::string("APP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-                topic_prefix: settings::string("APP_KAFKA_TOPIC_PREFIX", ""),
-                partitions: settings::parse("APP_KAFKA_PARTITIONS", 6)?,
-                replication: settings::parse("APP_KAFKA_REPLICATION", 1)?,
-            },
+            kafka,
             schema_registry_url: settings::string("APP_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
-            group_id: settings::string(
-                "APP_CONSUMER_GROUP",
-                &format!("{}status-projector", settings::string("APP_KAFKA_TOPIC_PREFIX", "")),
-            ),
+            group_id,
             concurrency: match settings::parse("APP_PROJECTOR_CONCURRENCY", 8usize)? {
                 0 => return Err(SettingsError::invalid("APP_PROJECTOR_CONCURRENCY", "must be > 0")),
                 n => n,

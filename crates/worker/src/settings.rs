@@ -68,24 +68,16 @@ fn positive(name: &'static str, default: usize) -> Result<usize, SettingsError> 
 
 impl WorkerSettings {
     pub fn from_env(service: &'static str, channel: Channel, default_port: u16) -> Result<Self, SettingsError> {
+        let kafka = KafkaSettings::from_env()?;
+        let group_id = kafka.group_from_env(service);
         Ok(Self {
             service,
             channel,
             host: settings::string("APP_HOST", "127.0.0.1"),
             port: settings::parse("APP_PORT", default_port)?,
-            kafka: KafkaSettings {
-                bootstrap: settings::string("APP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-                topic_prefix: settings::string("APP_KAFKA_TOPIC_PREFIX", ""),
-                partitions: settings::parse("APP_KAFKA_PARTITIONS", 6)?,
-                replication: settings::parse("APP_KAFKA_REPLICATION", 1)?,
-            },
+            kafka,
             schema_registry_url: settings::string("APP_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
-            // Namespaced like the topics, so that deployments (or tests) sharing a broker
-            // under different prefixes never share a group.
-            group_id: settings::string(
-                "APP_CONSUMER_GROUP",
-                &format!("{}{service}", settings::string("APP_KAFKA_TOPIC_PREFIX", "")),
-            ),
+            group_id,
             tiers: vec![
                 Tier {
                     name: "retry-30s",

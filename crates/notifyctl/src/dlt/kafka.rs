@@ -40,20 +40,19 @@ pub struct DltSettings {
 
 impl DltSettings {
     pub fn from_env(group: Option<&str>) -> Result<Self, SettingsError> {
-        let prefix = settings::string("APP_KAFKA_TOPIC_PREFIX", "");
+        let kafka = KafkaSettings {
+            // The only topic this tool creates, the markers topic, has one partition.
+            partitions: 1,
+            ..KafkaSettings::from_env()?
+        };
         let group = match group {
             Some(g) => g.to_string(),
-            None => settings::string("APP_DLT_REPLAY_GROUP", &format!("{prefix}notifyctl-dlt-replay")),
+            None => settings::string(
+                "APP_DLT_REPLAY_GROUP",
+                &format!("{}notifyctl-dlt-replay", kafka.topic_prefix),
+            ),
         };
-        Ok(Self {
-            kafka: KafkaSettings {
-                bootstrap: settings::string("APP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-                topic_prefix: prefix,
-                partitions: 1,
-                replication: settings::parse("APP_KAFKA_REPLICATION", 1)?,
-            },
-            group,
-        })
+        Ok(Self { kafka, group })
     }
 }
 
