@@ -51,3 +51,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
         .app_data(path_config())
         .app_data(query_config());
 }
+
+/// The HTTP server of a background service (relay, workers, projector): what `configure`
+/// registers (its `GET /health` and state) plus `GET /metrics`, on one worker thread, with
+/// signals left to the service (it drains its own work first).
+pub fn ops_server<F>(listener: std::net::TcpListener, configure: F) -> std::io::Result<actix_web::dev::Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    Ok(actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .configure(configure.clone())
+            .route("/metrics", web::get().to(crate::metrics::endpoint))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}

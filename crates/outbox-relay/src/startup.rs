@@ -3,7 +3,7 @@
 
 use std::{net::TcpListener, str::FromStr, sync::Arc, time::Duration};
 
-use actix_web::{dev::Server, get, web, App, HttpResponse, HttpServer};
+use actix_web::{dev::Server, get, web, HttpResponse};
 use anyhow::Context;
 use notify_kit::health::{check, HealthReport};
 use notify_schemas::registry::SchemaRegistry;
@@ -81,16 +81,9 @@ impl Application {
             publisher,
             registry,
         });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(health.clone())
-                .service(health_endpoint)
-                .route("/metrics", web::get().to(notify_kit::metrics::endpoint))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        let server = notify_kit::http::ops_server(listener, move |cfg| {
+            cfg.app_data(health.clone()).service(health_endpoint);
+        })?;
         Ok(Self {
             port,
             server,

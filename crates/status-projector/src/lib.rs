@@ -5,7 +5,7 @@
 
 use std::{net::TcpListener, str::FromStr, sync::Arc, time::Duration};
 
-use actix_web::{dev::Server, get, web, App, HttpResponse, HttpServer};
+use actix_web::{dev::Server, get, web, HttpResponse};
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
 use notify_kafka::{
@@ -132,16 +132,9 @@ impl Projector {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(HealthState { pool: pool.clone() });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .service(health_endpoint)
-                .route("/metrics", web::get().to(notify_kit::metrics::endpoint))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        let server = notify_kit::http::ops_server(listener, move |cfg| {
+            cfg.app_data(state.clone()).service(health_endpoint);
+        })?;
         Ok(Self {
             port,
             server,

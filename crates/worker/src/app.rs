@@ -3,7 +3,7 @@
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
-use actix_web::{dev::Server, get, web, App, HttpResponse, HttpServer};
+use actix_web::{dev::Server, get, web, HttpResponse};
 use anyhow::Context;
 use notify_directory::{Cache, TemplateDirectory, TokenSource, UserDirectory, SCOPE_TEMPLATES_READ, SCOPE_USERS_READ};
 use notify_kit::{
@@ -97,16 +97,9 @@ impl WorkerApp {
             ledger: ledger.clone(),
             registry: registry.clone(),
         });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(health.clone())
-                .service(health_endpoint)
-                .route("/metrics", web::get().to(notify_kit::metrics::endpoint))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        let server = notify_kit::http::ops_server(listener, move |cfg| {
+            cfg.app_data(health.clone()).service(health_endpoint);
+        })?;
 
         let runtime = Arc::new(Runtime {
             topics: settings.kafka.topics(),
