@@ -60,6 +60,14 @@ pub fn secret(name: &str) -> Option<SecretString> {
     raw(name).map(SecretString::from)
 }
 
+/// A count that must be at least 1 (a pool size, a concurrency).
+pub fn positive(name: &str, default: usize) -> Result<usize, SettingsError> {
+    match parse(name, default)? {
+        0 => Err(SettingsError::invalid(name, "must be > 0")),
+        v => Ok(v),
+    }
+}
+
 /// A duration in milliseconds with a default.
 pub fn millis(name: &str, default_ms: u64) -> Result<std::time::Duration, SettingsError> {
     parse(name, default_ms).map(std::time::Duration::from_millis)

@@ -63,10 +63,7 @@ impl Settings {
             kafka,
             schema_registry_url: settings::string("APP_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
             group_id,
-            concurrency: match settings::parse("APP_PROJECTOR_CONCURRENCY", 8usize)? {
-                0 => return Err(SettingsError::invalid("APP_PROJECTOR_CONCURRENCY", "must be > 0")),
-                n => n,
-            },
+            concurrency: settings::positive("APP_PROJECTOR_CONCURRENCY", 8)?,
         })
     }
 }

@@ -58,14 +58,6 @@ pub struct WorkerSettings {
     pub max_in_flight: usize,
 }
 
-fn positive(name: &'static str, default: usize) -> Result<usize, SettingsError> {
-    let v: usize = settings::parse(name, default)?;
-    if v == 0 {
-        return Err(SettingsError::invalid(name, "must be > 0"));
-    }
-    Ok(v)
-}
-
 impl WorkerSettings {
     pub fn from_env(service: &'static str, channel: Channel, default_port: u16) -> Result<Self, SettingsError> {
         let kafka = KafkaSettings::from_env()?;
@@ -94,8 +86,8 @@ impl WorkerSettings {
             ledger_ttl: Duration::from_secs(settings::parse("APP_LEDGER_TTL_SECS", 7 * 86_400)?),
             auth: AuthSettings::from_env()?,
             queued_max_kbytes: settings::parse("APP_CONSUMER_QUEUED_MAX_KBYTES", 2048)?,
-            concurrency: positive("APP_WORKER_CONCURRENCY", 8)?,
-            max_in_flight: positive("APP_WORKER_MAX_IN_FLIGHT", 512)?,
+            concurrency: settings::positive("APP_WORKER_CONCURRENCY", 8)?,
+            max_in_flight: settings::positive("APP_WORKER_MAX_IN_FLIGHT", 512)?,
             instance_id: settings::optional("APP_CONSUMER_INSTANCE_ID"),
         })
     }
