@@ -458,31 +458,37 @@ impl Runtime {
                     .then(|| self.settings.next_tier(attempt))
                     .flatten();
                 let now = now_ms();
+                // The retry or dead-letter record: the original key and value, failure headers.
+                let failure_record = |topic: String, class: &str, due_at_ms: Option<i64>| FollowUp {
+                    own_batch: true,
+                    topic,
+                    key: msg.key().map(<[u8]>::to_vec),
+                    payload: payload.to_vec(),
+                    headers: failure_headers(
+                        msg,
+                        headers,
+                        &FailureInfo {
+                            attempt,
+                            class,
+                            message: &f.message,
+                            group: &self.settings.group_id,
+                            worker_version: WORKER_VERSION,
+                            now_ms: now,
+                            due_at_ms,
+                        },
+                    ),
+                };
                 match next {
                     Some(tier) => {
                         let due = now + i64::try_from(tier.delay.as_millis()).unwrap_or(i64::MAX / 2);
                         tracing::warn!(notification_id = ?notification_id, attempt, tier = tier.name, error = %f.message, "attempt failed; retrying later");
                         metrics::counter!("worker_retried_total", "channel" => channel.as_str(), "tier" => tier.name)
                             .increment(1);
-                        out.push(FollowUp {
-                            own_batch: true,
-                            topic: self.topics.retry(channel, tier.name),
-                            key: msg.key().map(<[u8]>::to_vec),
-                            payload: payload.to_vec(),
-                            headers: failure_headers(
-                                msg,
-                                headers,
-                                &FailureInfo {
-                                    attempt,
-                                    class: f.class.as_str(),
-                                    message: &f.message,
-                                    group: &self.settings.group_id,
-                                    worker_version: WORKER_VERSION,
-                                    now_ms: now,
-                                    due_at_ms: Some(due),
-                                },
-                            ),
-                        });
+                        out.push(failure_record(
+                            self.topics.retry(channel, tier.name),
+                            f.class.as_str(),
+                            Some(due),
+                        ));
                         (
                             StatusUpdate {
                                 status: DeliveryStatus::Retrying,
@@ -500,25 +506,7 @@ impl Runtime {
                         };
                         tracing::error!(notification_id = ?notification_id, attempt, class, error = %f.message, "dead-lettered");
                         metrics::counter!("worker_dead_lettered_total", "channel" => channel.as_str(), "reason" => class).increment(1);
-                        out.push(FollowUp {
-                            own_batch: true,
-                            topic: self.topics.dlt(channel),
-                            key: msg.key().map(<[u8]>::to_vec),
-                            payload: payload.to_vec(),
-                            headers: failure_headers(
-                                msg,
-                                headers,
-                                &FailureInfo {
-                                    attempt,
-                                    class,
-                                    message: &f.message,
-                                    group: &self.settings.group_id,
-                                    worker_version: WORKER_VERSION,
-                                    now_ms: now,
-                                    due_at_ms: None,
-                                },
-                            ),
-                        });
+                        out.push(failure_record(self.topics.dlt(channel), class, None));
                         (
                             StatusUpdate {
                                 status: DeliveryStatus::DeadLettered,
