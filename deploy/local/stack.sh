@@ -46,6 +46,18 @@ start_broker() {
       >>"$RUN_DIR/logs/tansu-$STACK_NAME.log" 2>&1 &
    echo $! >"$RUN_DIR/pids/tansu-$STACK_NAME.pid")
   wait_until "the broker on $BROKER_PORT" 60 port_open "$BROKER_PORT"
+  index_broker_storage
+}
+
+# tansu 0.6 stores record headers in an unindexed SQLite table and looks them up once per
+# fetched record: without this index every fetch scans every header ever stored (see
+# tansu-index.py). Idempotent; the index lives in the broker's database beside its tables.
+index_broker_storage() {
+  if ! command -v python3 >/dev/null; then
+    log "python3 not found: the broker's header table stays unindexed (fetches slow down as topics grow)"
+    return 0
+  fi
+  python3 "$(dirname "$0")/tansu-index.py" "$TANSU_DIR/tansu.db"
 }
 
 start_registry() {

@@ -189,6 +189,7 @@ impl Infra {
             .stderr(log)
             .spawn()
             .with_context(|| format!("failed to start {}", bin.display()))?;
+        let db = dir.join("tansu.db");
         let mut broker = Broker {
             bootstrap: format!("127.0.0.1:{port}"),
             child: Some(child),
@@ -208,8 +209,22 @@ impl Infra {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        index_tansu_storage(&db)?;
         Ok(broker)
     }
+}
+
+/// Adds the header index tansu's SQLite storage lacks, as `stack.sh` does for the stack's
+/// broker (`deploy/local/tansu-index.py` says why), so a private broker performs like it.
+fn index_tansu_storage(db: &std::path::Path) -> anyhow::Result<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/local/tansu-index.py");
+    let status = std::process::Command::new("python3")
+        .arg(script)
+        .arg(db)
+        .status()
+        .context("failed to run python3 (needed to index the broker's storage)")?;
+    anyhow::ensure!(status.success(), "{script} failed ({status})");
+    Ok(())
 }
 
 /// Kafka settings for `prefix` on `bootstrap`, with the run's partition count.

@@ -71,6 +71,14 @@ impl PrivateBroker {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         self.child = Some(child);
         wait_port(self.port, Duration::from_secs(30));
+        // The header index the stack's broker gets too (`deploy/local/tansu-index.py`).
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/local/tansu-index.py");
+        let status = Command::new("python3")
+            .arg(script)
+            .arg(self.dir.join("tansu.db"))
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run python3 {script}: {e}"));
+        assert!(status.success(), "{script} failed: {status}");
     }
 
     /// SIGKILL.
