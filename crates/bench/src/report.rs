@@ -164,10 +164,15 @@ pub fn targets(r: &Report) -> Vec<Target> {
             measured: format!("{:.0}%", rl.ratio * 100.0),
             met: Some(rl.ratio >= 0.55),
         });
+        // The database's figure when the run has it (no observer in it), else the client's.
+        let (p99, source) = match &rl.commit_to_ack_db {
+            Some(db) => (db.p99_ms, "insert → acked and marked, DB clock"),
+            None => (rl.commit_to_ack.p99_ms, "client-observed"),
+        };
         t.push(Target {
             what: "relay p99 commit→ack ≤ 50 ms at 1,000/s",
-            measured: format!("{:.1} ms", rl.commit_to_ack.p99_ms),
-            met: Some(rl.commit_to_ack.p99_ms <= 50.0 && rl.latency_rate >= 1000),
+            measured: format!("{p99:.1} ms ({source})"),
+            met: Some(p99 <= 50.0 && rl.latency_rate >= 1000),
         });
     }
     if let Some(run) = r.e2e.as_ref().and_then(|e| e.runs.first()) {
@@ -371,7 +376,7 @@ pub fn markdown(r: &Report, chart_labelled: Option<bool>) -> String {
             "Commit → ack while rows are inserted one per transaction at {}/s for {} s ({} rows, {} insert errors, {} not published in time):\n\n\
              | latency | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|\n\
              | commit → acknowledged and marked (client clock, polled every 5 ms) | {} |\n\
-             | `published_at - created_at` (DB: insert → the claiming transaction's start) | {} |\n\
+             | `published_at - created_at` (DB: {}) | {} |\n\
              | the broker alone: one record at a time, send → ack (plain producer, linger {} ms) | {} |\n",
             rl.latency_rate,
             rl.latency_secs,
@@ -379,6 +384,11 @@ pub fn markdown(r: &Report, chart_labelled: Option<bool>) -> String {
             rl.latency_insert_errors,
             rl.latency_unpublished,
             lat_cells(&rl.commit_to_ack),
+            if rl.commit_to_ack_db.is_some() {
+                "insert → acknowledged and marked"
+            } else {
+                "insert → the claiming transaction's start"
+            },
             lat_cells(&rl.commit_to_claim_db),
             rl.linger_ms,
             lat_cells(&rl.broker_ack)

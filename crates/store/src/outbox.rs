@@ -46,13 +46,15 @@ SELECT o.id, o.shard, o.topic, o.message_key, o.event_type, o.payload, o.headers
     .await
 }
 
-/// Marks rows published (after the broker acknowledged them).
+/// Marks rows published (after the broker acknowledged them). `published_at` is the time of
+/// this statement, after the acks (`clock_timestamp()`, not the claim transaction's start), so
+/// `published_at - created_at` is how long a committed row waited for its broker ack.
 pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<u64, sqlx::Error> {
     if ids.is_empty() {
         return Ok(0);
     }
     let done = sqlx::query(
-        "UPDATE outbox SET published_at = now(), next_attempt_at = NULL, last_error = NULL
+        "UPDATE outbox SET published_at = clock_timestamp(), next_attempt_at = NULL, last_error = NULL
           WHERE id = ANY($1)",
     )
     .bind(ids)
