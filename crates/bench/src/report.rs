@@ -427,7 +427,7 @@ pub fn markdown(r: &Report, chart_labelled: Option<bool>) -> String {
              status-projector; {} recipients. Latency: the notification's `created_at` → its `sent` history entry \
              (the worker's time of delivery). Retry tiers for these runs: {} ms then {} ms, one attempt each \
              (production: 30 s and 5 min). Runs: the offered rate on a pipeline of its own; then, on a second \
-             pipeline, a rate it sustains (half the best 5-second delivery rate of the first run, unless that one kept up) \
+             pipeline, a rate it sustains (the offered rate if the first run drained within 3 s of the load's end, else 75% of the rate it delivered) \
              without and with transient failures (the sink answers `451` to that share of first attempts).\n",
             e.users, e.retry_delays_ms[0], e.retry_delays_ms[1]
         );
