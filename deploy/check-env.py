@@ -42,6 +42,7 @@ SERVICE_CRATES = {
     "push-worker": "crates/push-worker",
     "status-projector": "crates/status-projector",
     "register-schemas": "crates/schemas",
+    "notifyctl": "crates/notifyctl",
 }
 # Crates any service may take settings from (those that do not exist are ignored).
 SHARED_CRATES = ["crates/kit", "crates/kafka", "crates/directory", "crates/worker", "crates/providers"]
