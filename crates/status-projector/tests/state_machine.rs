@@ -106,3 +106,48 @@ async fn an_event_for_an_unknown_notification_is_reported_as_such() {
         Applied::UnknownNotification
     );
 }
+
+#[tokio::test]
+async fn retries_move_the_status_only_forward_and_a_replay_after_the_dead_letter_succeeds() {
+    let db = TestDb::new().await;
+    let id = notification(&db.pool).await;
+    let mut ev = event(id, Status::Retrying, 2, 0);
+    ev.error = Some("451 try later");
+    assert_eq!(apply(&db.pool, &ev).await.unwrap(), Applied::Changed);
+    // An older attempt's retry, arriving late, is history only.
+    assert_eq!(
+        apply(&db.pool, &event(id, Status::Retrying, 1, 1)).await.unwrap(),
+        Applied::RecordedOnly
+    );
+    assert_eq!(current(&db.pool, id).await, ("retrying".into(), 2, 2));
+    let mut ev = event(id, Status::DeadLettered, 3, 2);
+    ev.error = Some("exhausted");
+    assert_eq!(apply(&db.pool, &ev).await.unwrap(), Applied::Changed);
+    let mut ev = event(id, Status::Sent, 4, 3);
+    ev.template_version = Some(7);
+    ev.language = Some("fr");
+    assert_eq!(apply(&db.pool, &ev).await.unwrap(), Applied::Changed);
+    let r =
+        sqlx::query("SELECT status, attempts, last_error, template_version, language FROM notifications WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(r.get::<String, _>("status"), "sent");
+    assert_eq!(r.get::<i32, _>("attempts"), 4);
+    // The last error stays when a later event carries none.
+    assert_eq!(r.get::<Option<String>, _>("last_error").as_deref(), Some("exhausted"));
+    assert_eq!(r.get::<Option<i32>, _>("template_version"), Some(7));
+    assert_eq!(r.get::<Option<String>, _>("language").as_deref(), Some("fr"));
+    // Skipped is final: nothing moves it.
+    let other = notification(&db.pool).await;
+    assert_eq!(
+        apply(&db.pool, &event(other, Status::Skipped, 0, 0)).await.unwrap(),
+        Applied::Changed
+    );
+    assert_eq!(
+        apply(&db.pool, &event(other, Status::Sent, 1, 1)).await.unwrap(),
+        Applied::RecordedOnly
+    );
+    assert_eq!(current(&db.pool, other).await, ("skipped".into(), 0, 2));
+}

@@ -31,6 +31,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status.
+    pub const ALL: [Status; 8] = [
+        Self::Pending,
+        Self::Retrying,
+        Self::Sent,
+        Self::Delivered,
+        Self::Bounced,
+        Self::DeadLettered,
+        Self::Skipped,
+        Self::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -77,6 +89,23 @@ pub fn can_transition(from: Status, from_attempt: i32, to: Status, to_attempt: i
     }
 }
 
+/// The current statuses from which an event `to` at `to_attempt` may move the notification,
+/// as [`can_transition`] decides: `always` whatever the current attempt, `if_older` only while
+/// the current attempt is below `to_attempt`. This lets [`apply`] decide inside its one SQL
+/// statement while the rules stay here; a test checks the two agree on every pair.
+fn allowed_from(to: Status, to_attempt: i32) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut always = Vec::new();
+    let mut if_older = Vec::new();
+    for from in Status::ALL {
+        if can_transition(from, i32::MAX, to, to_attempt) {
+            always.push(from.as_str());
+        } else if can_transition(from, i32::MIN, to, to_attempt) {
+            if_older.push(from.as_str());
+        }
+    }
+    (always, if_older)
+}
+
 /// One status event to apply.
 #[derive(Debug, Clone)]
 pub struct StatusEvent<'a> {
@@ -105,25 +134,39 @@ pub enum Applied {
     UnknownNotification,
 }
 
-/// Applies one event in one transaction.
+/// Applies one event in one statement (one round trip, its own transaction): lock the
+/// notification, record the event in the history unless it was recorded before, and move the
+/// current status if the transition is allowed.
 pub async fn apply(pool: &PgPool, ev: &StatusEvent<'_>) -> Result<Applied, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let Some(current) = sqlx::query("SELECT status, attempts FROM notifications WHERE id = $1 FOR UPDATE")
-        .bind(ev.notification_id)
-        .fetch_optional(&mut *tx)
-        .await?
-    else {
-        tx.commit().await?;
-        return Ok(Applied::UnknownNotification);
-    };
-    let from = Status::parse(current.try_get::<&str, _>("status")?).unwrap_or(Status::Pending);
-    let from_attempt: i32 = current.try_get("attempts")?;
-    let allowed = can_transition(from, from_attempt, ev.status, ev.attempt);
-    let inserted = sqlx::query(
-        "INSERT INTO notification_status_history
-             (notification_id, status, attempt, error, provider, occurred_at, applied, source)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (notification_id, status, attempt, occurred_at) DO NOTHING",
+    let (always, if_older) = allowed_from(ev.status, ev.attempt);
+    let row = sqlx::query(
+        r#"
+WITH cur AS (
+    SELECT status, attempts FROM notifications WHERE id = $1 FOR UPDATE
+), decision AS (
+    SELECT (status = ANY($8::text[]) OR (status = ANY($9::text[]) AND attempts < $3)) AS allowed
+      FROM cur
+), recorded AS (
+    INSERT INTO notification_status_history
+        (notification_id, status, attempt, error, provider, occurred_at, applied, source)
+    SELECT $1, $2, $3, $4, $5, $6, decision.allowed, $7 FROM decision
+    ON CONFLICT (notification_id, status, attempt, occurred_at) DO NOTHING
+    RETURNING applied
+), changed AS (
+    UPDATE notifications
+       SET status = $2,
+           attempts = GREATEST(attempts, $3),
+           last_error = CASE WHEN $4::text IS NOT NULL THEN $4 ELSE last_error END,
+           template_version = COALESCE($10, template_version),
+           language = COALESCE($11, language),
+           updated_at = GREATEST(updated_at, $6)
+     WHERE id = $1 AND EXISTS (SELECT 1 FROM recorded WHERE applied)
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM cur) AS found,
+       EXISTS (SELECT 1 FROM recorded) AS recorded,
+       EXISTS (SELECT 1 FROM changed) AS changed
+"#,
     )
     .bind(ev.notification_id)
     .bind(ev.status.as_str())
@@ -131,40 +174,25 @@ pub async fn apply(pool: &PgPool, ev: &StatusEvent<'_>) -> Result<Applied, sqlx:
     .bind(ev.error)
     .bind(ev.provider)
     .bind(ev.occurred_at)
-    .bind(allowed)
     .bind(ev.source)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        tx.commit().await?;
-        return Ok(Applied::Duplicate);
-    }
-    if !allowed {
-        tx.commit().await?;
-        return Ok(Applied::RecordedOnly);
-    }
-    sqlx::query(
-        "UPDATE notifications
-            SET status = $2,
-                attempts = GREATEST(attempts, $3),
-                last_error = CASE WHEN $4::text IS NOT NULL THEN $4 ELSE last_error END,
-                template_version = COALESCE($5, template_version),
-                language = COALESCE($6, language),
-                updated_at = GREATEST(updated_at, $7)
-          WHERE id = $1",
-    )
-    .bind(ev.notification_id)
-    .bind(ev.status.as_str())
-    .bind(ev.attempt)
-    .bind(ev.error)
+    .bind(&always)
+    .bind(&if_older)
     .bind(ev.template_version)
     .bind(ev.language)
-    .bind(ev.occurred_at)
-    .execute(&mut *tx)
+    .fetch_one(pool)
     .await?;
-    tx.commit().await?;
-    Ok(Applied::Changed)
+    Ok(
+        match (
+            row.try_get::<bool, _>("found")?,
+            row.try_get::<bool, _>("recorded")?,
+            row.try_get::<bool, _>("changed")?,
+        ) {
+            (false, _, _) => Applied::UnknownNotification,
+            (true, false, _) => Applied::Duplicate,
+            (true, true, false) => Applied::RecordedOnly,
+            (true, true, true) => Applied::Changed,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -209,6 +237,29 @@ mod tests {
         assert!(can_transition(DeadLettered, 3, Sent, 4));
         assert!(can_transition(DeadLettered, 3, Retrying, 4));
         assert!(!can_transition(DeadLettered, 3, Retrying, 2));
+    }
+
+    /// What `apply`'s SQL decides from `allowed_from`, written out.
+    fn sql_decision(from: Status, from_attempt: i32, to: Status, to_attempt: i32) -> bool {
+        let (always, if_older) = allowed_from(to, to_attempt);
+        always.contains(&from.as_str()) || (if_older.contains(&from.as_str()) && from_attempt < to_attempt)
+    }
+
+    #[test]
+    fn the_statement_decides_every_transition_as_can_transition_does() {
+        for from in Status::ALL {
+            for to in Status::ALL {
+                for from_attempt in -1..6 {
+                    for to_attempt in -1..6 {
+                        assert_eq!(
+                            sql_decision(from, from_attempt, to, to_attempt),
+                            can_transition(from, from_attempt, to, to_attempt),
+                            "{from:?}({from_attempt}) -> {to:?}({to_attempt})"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
