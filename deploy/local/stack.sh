@@ -39,7 +39,10 @@ registry_ready() { curl -fsS "$SCHEMA_REGISTRY_URL/subjects" >/dev/null 2>&1; }
 start_broker() {
   if port_open "$BROKER_PORT"; then log "broker already listening on $KAFKA_BOOTSTRAP"; return 0; fi
   log "starting tansu $TANSU_VERSION on $KAFKA_BOOTSTRAP (SQLite storage in $TANSU_DIR)"
-  (cd "$TANSU_DIR" && nohup "$TANSU_BIN" broker \
+  # Only the broker goes to the background (not a subshell around it), so the pid file holds
+  # the broker's own pid and `down` stops it with SIGTERM.
+  (cd "$TANSU_DIR" || exit 1
+   nohup "$TANSU_BIN" broker \
       --listener-url "tcp://$KAFKA_BOOTSTRAP" \
       --advertised-listener-url "tcp://$KAFKA_BOOTSTRAP" \
       --storage-engine sqlite://tansu.db \
