@@ -714,6 +714,8 @@ fn chart(e2e: &E2eResult, path: &Path) -> anyhow::Result<bool> {
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], red));
             chart
                 .configure_series_labels()
+                // Top left: the lines start low and end where the run ends, under a right legend.
+                .position(SeriesLabelPosition::UpperLeft)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()?;
