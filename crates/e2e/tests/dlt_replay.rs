@@ -10,7 +10,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{CliRun, Stack, Tiers};
+use harness::{history, CliRun, Stack, Tiers};
 use notify_kafka::headers;
 use serde_json::{json, Value};
 use test_support::{kafka::Record, smtp::Mode, JWT_SECRET};
@@ -82,20 +82,6 @@ async fn dead_letter(s: &Stack, user: Uuid, request_id: &str) -> Uuid {
     let n = s.wait_status(id, "dead_lettered", T).await;
     assert!(n["last_error"].as_str().unwrap().contains("550"), "{n}");
     id
-}
-
-fn history(n: &Value) -> Vec<(String, i64)> {
-    n["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h["status"].as_str().unwrap().to_string(),
-                h["attempt"].as_i64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{counts, Stack, Tiers};
+use harness::{counts, history, statuses, Stack, Tiers};
 use notify_kafka::headers;
 use serde_json::json;
 use test_support::smtp::Mode;
@@ -50,13 +50,7 @@ async fn an_accepted_email_is_rendered_sent_and_reported_delivered() {
 
     let n = s.wait_status(id, "sent", T).await;
     assert_eq!(n["attempts"], 1);
-    let history: Vec<&str> = n["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(history, vec!["pending", "sent"]);
+    assert_eq!(statuses(&n), vec!["pending", "sent"]);
 
     // A delivery report from the provider moves it to `delivered`.
     let (status, v) = s
@@ -114,19 +108,8 @@ async fn smtp_failures_climb_the_retry_tiers_then_reach_the_dead_letter_topic() 
         )
         .await;
     let n = s.wait_status(id, "dead_lettered", T).await;
-    let history: Vec<(String, i64)> = n["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h["status"].as_str().unwrap().to_string(),
-                h["attempt"].as_i64().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        history,
+        history(&n),
         vec![
             ("pending".into(), 0),
             ("retrying".into(), 1),

@@ -7,7 +7,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{Stack, Tiers};
+use harness::{statuses, Stack, Tiers};
 use serde_json::json;
 use wiremock::{
     matchers::{body_partial_json, method, path},
@@ -144,13 +144,7 @@ async fn a_partial_failure_retries_only_the_device_that_failed() {
         )
         .await;
     let n = s.wait_status(id, "sent", T).await;
-    let statuses: Vec<&str> = n["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, vec!["pending", "retrying", "sent"]);
+    assert_eq!(statuses(&n), vec!["pending", "retrying", "sent"]);
     let to = |t: &str| {
         let t = t.to_string();
         move |r: &&wiremock::Request| {

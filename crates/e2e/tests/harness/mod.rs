@@ -416,6 +416,27 @@ impl Stack {
     }
 }
 
+/// A notification's history (as `GET /api/v1/notifications/{id}` returns it): status and
+/// attempt of each entry, oldest first.
+pub fn history(n: &Value) -> Vec<(String, i64)> {
+    n["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["status"].as_str().unwrap().to_string(),
+                h["attempt"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The statuses of a notification's history, oldest first.
+pub fn statuses(n: &Value) -> Vec<String> {
+    history(n).into_iter().map(|(status, _)| status).collect()
+}
+
 /// Counts of each value.
 pub fn counts<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> HashMap<T, usize> {
     let mut m = HashMap::new();
