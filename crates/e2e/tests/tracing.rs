@@ -20,11 +20,18 @@ use uuid::Uuid;
 
 const T: Duration = Duration::from_secs(60);
 
-fn children<'a>(spans: &'a [ReceivedSpan], parent: &ReceivedSpan) -> Vec<&'a ReceivedSpan> {
-    spans
+/// The one child of `parent` that `keep` accepts (the test fails if there is none or more).
+fn only_child<'a>(
+    spans: &'a [ReceivedSpan],
+    parent: &ReceivedSpan,
+    what: &str,
+    keep: impl Fn(&ReceivedSpan) -> bool,
+) -> &'a ReceivedSpan {
+    let found = spans
         .iter()
-        .filter(|s| s.parent_span_id == parent.span_id && s.trace_id == parent.trace_id)
-        .collect()
+        .filter(|s| s.parent_span_id == parent.span_id && s.trace_id == parent.trace_id && keep(s))
+        .collect();
+    only(found, what, spans)
 }
 
 fn only<'a>(found: Vec<&'a ReceivedSpan>, what: &str, all: &[ReceivedSpan]) -> &'a ReceivedSpan {
@@ -140,14 +147,7 @@ async fn one_notification_is_one_trace_from_the_http_request_to_the_provider_cal
 
     // The relay's producer span is the child of the request that wrote the outbox row (the
     // request's other children are its internal steps, e.g. the user and template checks).
-    let publish = only(
-        children(&spans, http)
-            .into_iter()
-            .filter(|s| s.kind == SpanKind::Producer)
-            .collect(),
-        "relay publish span",
-        &spans,
-    );
+    let publish = only_child(&spans, http, "relay publish span", |s| s.kind == SpanKind::Producer);
     assert_eq!(
         (publish.service.as_str(), publish.kind, publish.name.as_str()),
         (
@@ -158,14 +158,9 @@ async fn one_notification_is_one_trace_from_the_http_request_to_the_provider_cal
     );
 
     // The worker's consumer span is the child of the producer span; its provider call failed.
-    let first = only(
-        children(&spans, publish)
-            .into_iter()
-            .filter(|s| s.kind == SpanKind::Consumer)
-            .collect(),
-        "first delivery attempt",
-        &spans,
-    );
+    let first = only_child(&spans, publish, "first delivery attempt", |s| {
+        s.kind == SpanKind::Consumer
+    });
     assert_eq!(
         (first.service.as_str(), first.kind, first.name.as_str()),
         (
@@ -175,52 +170,27 @@ async fn one_notification_is_one_trace_from_the_http_request_to_the_provider_cal
         )
     );
     assert!(first.error, "the first attempt failed: {first:#?}");
-    let first_children = children(&spans, first);
-    let failed_call = only(
-        first_children
-            .iter()
-            .copied()
-            .filter(|s| s.kind == SpanKind::Client)
-            .collect(),
-        "first provider call",
-        &spans,
-    );
+    let failed_call = only_child(&spans, first, "first provider call", |s| s.kind == SpanKind::Client);
     assert_eq!(failed_call.name, "smtp send");
     assert!(failed_call.error);
 
     // The retry record carries the first attempt's context: the retry is its child.
-    let retry = only(
-        first_children
-            .iter()
-            .copied()
-            .filter(|s| s.service == "email-worker" && s.kind == SpanKind::Consumer)
-            .collect(),
-        "retry attempt",
-        &spans,
-    );
+    let retry = only_child(&spans, first, "retry attempt", |s| {
+        s.service == "email-worker" && s.kind == SpanKind::Consumer
+    });
     assert_eq!(retry.name, format!("{retry_topic} process"));
     assert!(!retry.error);
-    let call = only(
-        children(&spans, retry)
-            .into_iter()
-            .filter(|s| s.kind == SpanKind::Client)
-            .collect(),
-        "successful provider call",
-        &spans,
-    );
+    let call = only_child(&spans, retry, "successful provider call", |s| {
+        s.kind == SpanKind::Client
+    });
     assert_eq!(call.name, "smtp send");
     assert!(!call.error);
 
     // Each attempt's status event is applied in a projector span that is its child.
     for attempt in [first, retry] {
-        only(
-            children(&spans, attempt)
-                .into_iter()
-                .filter(|s| s.service == "status-projector")
-                .collect(),
-            "projector span of an attempt",
-            &spans,
-        );
+        only_child(&spans, attempt, "projector span of an attempt", |s| {
+            s.service == "status-projector"
+        });
     }
 
     // A request without a traceparent starts a trace of its own at the gateway.
