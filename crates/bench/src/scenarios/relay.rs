@@ -66,13 +66,10 @@ pub struct RelayResult {
     /// Insert committed (as seen by the inserting client) → the row seen published, i.e.
     /// acknowledged by the broker and marked (polled every 5 ms).
     pub commit_to_ack: Latency,
-    /// `published_at - created_at` from the database. Until session 3 `published_at` was the
-    /// claiming transaction's start (commit → claim, a lower bound of commit → ack); since
-    /// then it is the mark after the acks, and this is `commit_to_ack_db` too.
-    pub commit_to_claim_db: Latency,
     /// `published_at - created_at` with `published_at` set after the broker's acks: the
     /// insert (one-statement transaction) → acknowledged and marked, without the client-side
-    /// watcher's polling. Absent in results from before session 3.
+    /// watcher's polling. Absent in results from before session 3, when `published_at` was the
+    /// claiming transaction's start (their `commit_to_claim_db`, no longer read).
     #[serde(default)]
     pub commit_to_ack_db: Option<Latency>,
     /// Rows not seen published within the wait.
@@ -266,8 +263,8 @@ pub async fn run(infra: &Infra, plan: &Plan) -> anyhow::Result<RelayResult> {
     println!(
         "[relay] commit→ack at {}/s: DB (insert → acked and marked) p50 {:.1} ms, p99 {:.1} ms; client-observed (5 ms polls) p50 {:.1} ms, p99 {:.1} ms",
         plan.relay_latency.rate,
-        lat.commit_to_claim_db.p50_ms,
-        lat.commit_to_claim_db.p99_ms,
+        lat.commit_to_ack_db.p50_ms,
+        lat.commit_to_ack_db.p99_ms,
         lat.commit_to_ack.p50_ms,
         lat.commit_to_ack.p99_ms
     );
@@ -305,8 +302,7 @@ pub async fn run(infra: &Infra, plan: &Plan) -> anyhow::Result<RelayResult> {
         latency_rows: lat.rows,
         latency_insert_errors: lat.insert_errors,
         commit_to_ack: lat.commit_to_ack,
-        commit_to_ack_db: Some(lat.commit_to_claim_db),
-        commit_to_claim_db: lat.commit_to_claim_db,
+        commit_to_ack_db: Some(lat.commit_to_ack_db),
         latency_unpublished: lat.unpublished,
         watcher: lat.watcher.clone(),
         linger_ms: LINGER_MS,
@@ -327,7 +323,7 @@ struct LatencyPhase {
     rows: u64,
     insert_errors: u64,
     commit_to_ack: Latency,
-    commit_to_claim_db: Latency,
+    commit_to_ack_db: Latency,
     unpublished: u64,
 }
 
@@ -467,7 +463,7 @@ async fn latency_phase(db: &Db, plan: &Plan) -> anyhow::Result<LatencyPhase> {
         rows: result.ok,
         insert_errors: result.error_count(),
         commit_to_ack: Latency::of_millis(seen.iter().map(|(_, d)| d.as_secs_f64() * 1000.0)),
-        commit_to_claim_db: Latency::of_millis(db_ms),
+        commit_to_ack_db: Latency::of_millis(db_ms),
         unpublished,
     })
 }
