@@ -48,7 +48,7 @@ stack-down:
 
 ## check-deploy: validate the deployment files without a container engine: the compose file
 ## against the Compose schema, its APP_* variables against the code, Prometheus config, alert
-## rules and their unit tests, every dashboard/alert query
+## rules and their unit tests, every dashboard/alert query; every relative link of the docs
 .PHONY: check-deploy
 check-deploy:
 	@status=0; \
@@ -56,6 +56,8 @@ check-deploy:
 	python3 deploy/check-env.py --self-test || status=1; \
 	python3 deploy/check-env.py || status=1; \
 	bash deploy/check-prometheus.sh || status=1; \
+	python3 deploy/check-links.py --self-test || status=1; \
+	python3 deploy/check-links.py || status=1; \
 	if [ $$status -ne 0 ]; then echo "[check-deploy] FAILED (see above)" >&2; else echo "[check-deploy] all deployment checks passed"; fi; \
 	exit $$status
 
@@ -84,7 +86,7 @@ down:
 
 ## bench: release builds of what the benchmark runs, the local stack, then every scenario
 ## (gateway, relay, e2e, soak: under 15 minutes on 2 cores; the first release build takes
-## longer) → bench/results/<timestamp>.json, latest.json, latest.md, latency.png.
+## longer) → tools/bench/results/<timestamp>.json, latest.json, latest.md, latency.png.
 ## Extra arguments: make bench BENCH_ARGS="--quick" (or "e2e --long", "gateway", …)
 BENCH_ARGS ?=
 bench:
@@ -92,7 +94,7 @@ bench:
 	bash deploy/local/stack.sh up
 	"$(CARGO_TARGET_DIR)/release/bench" $(if $(BENCH_ARGS),$(BENCH_ARGS),all)
 
-## bench-report: render bench/results/latest.json again as latest.md and latency.png
+## bench-report: render tools/bench/results/latest.json again as latest.md and latency.png
 .PHONY: bench-report
 bench-report:
 	cargo build --release -p bench

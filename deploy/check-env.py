@@ -4,7 +4,7 @@
 For every service of the compose file, each APP_* variable of its `environment:` (map or list
 syntax, YAML anchors and merge keys resolved) must appear as a string literal "APP_..." in the
 Rust sources of the service's crate or of the shared crates every service may use
-(crates/kit, crates/kafka, crates/directory, crates/worker, crates/providers). A variable that no source names is
+(libs/kit, libs/kafka, libs/directory, libs/worker, libs/providers). A variable that no source names is
 a typo or a setting the code does not have: it would be silently ignored at run time, so it is
 reported, naming the service and the variable, and the exit status is 1.
 
@@ -34,18 +34,18 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # compose service → its crate (relative to the repo root).
 SERVICE_CRATES = {
-    "gateway": "crates/gateway",
-    "outbox-relay": "crates/outbox-relay",
-    "user-svc": "crates/user-svc",
-    "template-svc": "crates/template-svc",
-    "email-worker": "crates/email-worker",
-    "push-worker": "crates/push-worker",
-    "status-projector": "crates/status-projector",
-    "register-schemas": "crates/schemas",
-    "notifyctl": "crates/notifyctl",
+    "gateway": "gateway",
+    "outbox-relay": "outbox-relay",
+    "user-svc": "user-svc",
+    "template-svc": "template-svc",
+    "email-worker": "email-worker",
+    "push-worker": "push-worker",
+    "status-projector": "status-projector",
+    "register-schemas": "schemas",
+    "notifyctl": "tools/notifyctl",
 }
 # Crates any service may take settings from (those that do not exist are ignored).
-SHARED_CRATES = ["crates/kit", "crates/kafka", "crates/directory", "crates/worker", "crates/providers"]
+SHARED_CRATES = ["libs/kit", "libs/kafka", "libs/directory", "libs/worker", "libs/providers"]
 
 LITERAL = re.compile(r'"(APP_[A-Z0-9_]+)"')
 
@@ -193,13 +193,13 @@ services:
 """
 
 FAKE_SOURCES = {
-    "crates/gateway/src/settings.rs": 'let h = settings::string("APP_HOST", "127.0.0.1");\n'
+    "gateway/src/settings.rs": 'let h = settings::string("APP_HOST", "127.0.0.1");\n'
     'let p = settings::parse("APP_PORT", 8080)?;\n'
     'let t = settings::parse("APP_IDEMPOTENCY_TTL_SECS", 86_400)?;\n',
-    "crates/outbox-relay/src/settings.rs": 'settings::string("APP_HOST", "x");\n'
+    "outbox-relay/src/settings.rs": 'settings::string("APP_HOST", "x");\n'
     'settings::parse("APP_RELAY_BATCH_SIZE", 1000)?;\n',
-    "crates/kit/src/telemetry.rs": 'std::env::var("APP_LOG_FORMAT")\n',
-    "crates/kafka/src/lib.rs": '/// `APP_KAFKA_BOOTSTRAP` (default 127.0.0.1:9092)\nsettings::string("APP_KAFKA_BOOTSTRAP", "")\n',
+    "libs/kit/src/telemetry.rs": 'std::env::var("APP_LOG_FORMAT")\n',
+    "libs/kafka/src/lib.rs": '/// `APP_KAFKA_BOOTSTRAP` (default 127.0.0.1:9092)\nsettings::string("APP_KAFKA_BOOTSTRAP", "")\n',
 }
 
 

@@ -1,7 +1,7 @@
 //! `bench smoke` against the local stack (PostgreSQL, broker, registry, Redis on 127.0.0.1,
 //! as for every other integration test): each scenario runs and produces figures. Nothing
 //! about speed is asserted. The services are the binaries of this same build (debug under
-//! `make test`), and the results go to a temporary directory, not `bench/results/`.
+//! `make test`), and the results go to a temporary directory, not `tools/bench/results/`.
 
 use std::{path::Path, process::Command};
 

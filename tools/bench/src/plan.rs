@@ -178,7 +178,7 @@ pub enum Command {
 #[derive(Debug)]
 pub struct Args {
     pub command: Command,
-    /// Where results go (`--out`, default `bench/results` of the workspace).
+    /// Where results go (`--out`, default `tools/bench/results` of the workspace).
     pub out: PathBuf,
 }
 
@@ -196,7 +196,7 @@ usage: bench [all | smoke | gateway | relay | e2e | soak ...] [options]
 options:
   --quick                  shorter runs (about half)
   --long                   e2e and soak run 5 minutes each
-  --out DIR                results directory (default: bench/results)
+  --out DIR                results directory (default: tools/bench/results)
   --gateway-steps R1xS1,…  offered rates and seconds of the gateway steps, e.g. 1000x20,3000x10
   --relay-rows N           outbox backlog size
   --e2e RxS                e2e offered rate and seconds, e.g. 1000x30
@@ -311,10 +311,10 @@ impl Args {
     }
 }
 
-/// `bench/results` at the workspace root (this crate lives in `crates/bench`).
+/// `results/` beside this crate (`tools/bench/results`), kept in git with the README's figures.
 fn default_out_dir() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::fs::canonicalize(&root).unwrap_or(root).join("bench/results")
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    std::fs::canonicalize(&dir).unwrap_or(dir).join("results")
 }
 
 #[cfg(test)]

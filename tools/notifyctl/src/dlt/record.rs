@@ -128,7 +128,7 @@ mod tests {
         (k.to_string(), Some(v.as_bytes().to_vec()))
     }
 
-    /// A dead letter as the worker writes it (see `crates/worker/src/routing.rs`).
+    /// A dead letter as the worker writes it (see `libs/worker/src/routing.rs`).
     fn dead_letter(extra: &[(String, Option<Vec<u8>>)]) -> DeadLetter {
         let mut headers = vec![
             hv("event-type", "io.notify.events.NotificationRequested"),

@@ -3,7 +3,7 @@
 //! Each scenario starts what it measures as real processes (release builds from
 //! `$CARGO_TARGET_DIR/release`, or debug with a warning), on free ports, with databases and a
 //! topic prefix of the run's own, against the local stack (PostgreSQL, broker, registry,
-//! Redis on 127.0.0.1). Results go to `bench/results/<timestamp>.json` and `latest.json`,
+//! Redis on 127.0.0.1). Results go to `tools/bench/results/<timestamp>.json` and `latest.json`,
 //! rendered as `latest.md` and `latency.png`. `bench --help` lists the scenarios.
 
 mod baseline;
