@@ -4,7 +4,7 @@
 For every service of the compose file, each APP_* variable of its `environment:` (map or list
 syntax, YAML anchors and merge keys resolved) must appear as a string literal "APP_..." in the
 Rust sources of the service's crate or of the shared crates every service may use
-(libs/kit, libs/kafka, libs/directory, libs/worker, libs/providers). A variable that no source names is
+(libs/kit, libs/kafka, libs/lookup, libs/worker, libs/providers). A variable that no source names is
 a typo or a setting the code does not have: it would be silently ignored at run time, so it is
 reported, naming the service and the variable, and the exit status is 1.
 
@@ -45,7 +45,7 @@ SERVICE_CRATES = {
     "notifyctl": "tools/notifyctl",
 }
 # Crates any service may take settings from (those that do not exist are ignored).
-SHARED_CRATES = ["libs/kit", "libs/kafka", "libs/directory", "libs/worker", "libs/providers"]
+SHARED_CRATES = ["libs/kit", "libs/kafka", "libs/lookup", "libs/worker", "libs/providers"]
 
 LITERAL = re.compile(r'"(APP_[A-Z0-9_]+)"')
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use notify_directory::DirectorySettings;
+use notify_lookup::LookupSettings;
 use notify_kit::{
     auth::AuthSettings,
     settings,
@@ -33,7 +33,7 @@ pub struct Settings {
     /// Where user-svc and template-svc are (`APP_USER_SVC_URL`, `APP_TEMPLATE_SVC_URL`, cache
     /// `APP_REDIS_URL`…), to reject unknown users and templates up front. `None` when
     /// `APP_VALIDATE_REFERENCES=false`.
-    pub directory: Option<DirectorySettings>,
+    pub lookup: Option<LookupSettings>,
 }
 
 impl Settings {
@@ -54,8 +54,8 @@ impl Settings {
                 std::thread::available_parallelism().map_or(2, usize::from),
             )?,
             auth: AuthSettings::from_env()?,
-            directory: if settings::parse("APP_VALIDATE_REFERENCES", true)? {
-                Some(DirectorySettings::from_env()?)
+            lookup: if settings::parse("APP_VALIDATE_REFERENCES", true)? {
+                Some(LookupSettings::from_env()?)
             } else {
                 None
             },

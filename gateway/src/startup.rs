@@ -39,7 +39,7 @@ impl Application {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("failed to bind {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
-        let references = match &settings.directory {
+        let references = match &settings.lookup {
             Some(d) => {
                 let issuer = notify_kit::auth::JwtIssuer::new(&settings.auth)
                     .context("cannot sign the gateway's service token for user-svc/template-svc")?;

@@ -31,7 +31,7 @@ async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         max_body_bytes: 16 * 1024,
         http_workers: 2,
         auth: test_support::auth_settings(),
-        directory: None,
+        lookup: None,
     };
     configure(&mut settings);
     let app = Application::build(settings).await.expect("gateway builds");

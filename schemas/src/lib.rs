@@ -5,12 +5,14 @@
 //!   restart).
 //! - [`NotificationRequested`] and [`NotificationStatusChanged`] are their Rust types.
 //! - [`wire`] is the Confluent wire format (magic byte, schema id, Avro datum).
+//! - [`ids`]: the typed ids that travel (`NotificationId`, `UserId`).
 //! - [`registry`] is a client for the Confluent Schema Registry REST API, caching by id.
 //!
 //! Subjects follow the record-name strategy (`io.notify.events.NotificationRequested`), since
 //! one record type travels on several topics (main, priority, retry tiers, dead letters).
 
 pub mod headers;
+pub mod ids;
 pub mod registry;
 pub mod topics;
 pub mod wire;

@@ -7,7 +7,7 @@
 //! `notify_templates::render`, so a preview shows exactly what is delivered.
 //!
 //! Request path: `routes/` (auth, parse) → `domain/` (validation) → `db/` (SQL). After every
-//! committed change the template's directory cache entries are invalidated.
+//! committed change the template's lookup cache entries are invalidated.
 
 pub mod db;
 pub mod domain;

@@ -1,6 +1,6 @@
 //! template-svc configuration, from `APP_*` environment variables.
 
-use notify_directory::CacheSettings;
+use notify_lookup::CacheSettings;
 use notify_kit::{
     auth::AuthSettings,
     settings,
@@ -27,7 +27,7 @@ pub struct Settings {
     pub http_workers: usize,
     /// JWT verification (`APP_JWT_*`).
     pub auth: AuthSettings,
-    /// The directory cache to invalidate (`APP_REDIS_URL`, `APP_CACHE_PREFIX`,
+    /// The lookup cache to invalidate (`APP_REDIS_URL`, `APP_CACHE_PREFIX`,
     /// `APP_REDIS_TIMEOUT_MS`).
     pub cache: CacheSettings,
 }

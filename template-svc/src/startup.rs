@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use actix_web::{dev::Server, middleware, web, App, HttpServer};
 use anyhow::Context;
-use notify_directory::Cache;
+use notify_lookup::Cache;
 use notify_kit::auth::JwtVerifier;
 
 use crate::{

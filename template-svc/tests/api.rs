@@ -27,7 +27,7 @@ async fn spawn_app() -> TestApp {
         max_body_bytes: 64 * 1024,
         http_workers: 1,
         auth: test_support::auth_settings(),
-        cache: notify_directory::CacheSettings {
+        cache: notify_lookup::CacheSettings {
             redis_url: notify_kit::settings::SecretUrl::new(test_support::redis_url()),
             prefix: format!("{}:", test_support::unique("t")),
             ttl: Duration::from_secs(30),

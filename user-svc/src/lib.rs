@@ -2,8 +2,8 @@
 //! preferences, and the login that issues end-user tokens.
 //!
 //! Request path: `routes/` (auth, ownership) → `domain/` (validation into types valid by
-//! construction) → `db/` (SQL). After every committed change the user's directory cache
-//! entry is invalidated (`notify_directory::Cache::invalidate_user`).
+//! construction) → `db/` (SQL). After every committed change the user's lookup cache
+//! entry is invalidated (`notify_lookup::Cache::invalidate_user`).
 //!
 //! Passwords are hashed with Argon2id ([`password`]), never stored, returned or logged.
 
@@ -14,7 +14,7 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 
-/// Scope for services that read any user (the workers, through `notify-directory`).
+/// Scope for services that read any user (the workers, through `notify-lookup`).
 pub const SCOPE_USERS_READ: &str = "users:read";
 /// Scope for services that create, change and delete any user.
 pub const SCOPE_USERS_WRITE: &str = "users:write";

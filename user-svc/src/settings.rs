@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use notify_directory::CacheSettings;
+use notify_lookup::CacheSettings;
 use notify_kit::{
     auth::AuthSettings,
     settings,
@@ -41,7 +41,7 @@ pub struct Settings {
     /// JWT keys (`APP_JWT_*`); user-svc also signs, so it needs `APP_JWT_HS256_SECRET` or
     /// `APP_JWT_RS256_PRIVATE_KEY(_FILE)` besides the public key.
     pub auth: AuthSettings,
-    /// The directory cache to invalidate (`APP_REDIS_URL`, `APP_CACHE_PREFIX`,
+    /// The lookup cache to invalidate (`APP_REDIS_URL`, `APP_CACHE_PREFIX`,
     /// `APP_REDIS_TIMEOUT_MS`).
     pub cache: CacheSettings,
 }

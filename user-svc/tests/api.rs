@@ -90,7 +90,7 @@ async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
             parallelism: 1,
         },
         auth: test_support::auth_settings(),
-        cache: notify_directory::CacheSettings {
+        cache: notify_lookup::CacheSettings {
             redis_url: notify_kit::settings::SecretUrl::new(test_support::redis_url()),
             prefix: format!("{}:", test_support::unique("t")),
             ttl: Duration::from_secs(30),

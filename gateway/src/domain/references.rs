@@ -1,13 +1,13 @@
 //! Rejecting notifications for unknown users or templates up front (422), so bad requests
-//! fail fast instead of dead-lettering later. Lookups go through the same cached directory
+//! fail fast instead of dead-lettering later. Lookups go through the same cached lookups
 //! the workers use. When user-svc or template-svc cannot answer, the request is *accepted*:
 //! the gateway's availability does not depend on them, and the worker checks again at
 //! delivery time (where a missing user is `skipped` and a missing template dead-lettered).
 
 use std::time::Duration;
 
-use notify_directory::{
-    Cache, DirectoryError, DirectorySettings, TemplateDirectory, TokenSource, UserDirectory, SCOPE_TEMPLATES_READ,
+use notify_lookup::{
+    Cache, LookupError, LookupSettings, TemplateLookup, TokenSource, RecipientLookup, SCOPE_TEMPLATES_READ,
     SCOPE_USERS_READ,
 };
 use notify_kit::{auth::JwtIssuer, FieldError};
@@ -17,12 +17,12 @@ use uuid::Uuid;
 
 /// The reference checker.
 pub struct References {
-    users: UserDirectory,
-    templates: TemplateDirectory,
+    users: RecipientLookup,
+    templates: TemplateLookup,
 }
 
 impl References {
-    pub fn new(settings: &DirectorySettings, issuer: JwtIssuer) -> anyhow::Result<Self> {
+    pub fn new(settings: &LookupSettings, issuer: JwtIssuer) -> anyhow::Result<Self> {
         let tokens = TokenSource::issuer(
             issuer,
             "gateway",
@@ -31,13 +31,13 @@ impl References {
         );
         let cache = Cache::new(&settings.cache)?;
         Ok(Self {
-            users: UserDirectory::with_timeout(
+            users: RecipientLookup::with_timeout(
                 &settings.user_svc_url,
                 tokens.clone(),
                 cache.clone(),
                 settings.timeout,
             )?,
-            templates: TemplateDirectory::with_timeout(&settings.template_svc_url, tokens, cache, settings.timeout)?,
+            templates: TemplateLookup::with_timeout(&settings.template_svc_url, tokens, cache, settings.timeout)?,
         })
     }
 
@@ -48,13 +48,13 @@ impl References {
         let (user, template) = tokio::join!(self.users.get(user_id), async {
             match TemplateCode::parse(template_code) {
                 Ok(code) => {
-                    let lang = Language::parse("en").map_err(|e| DirectoryError::Invalid {
+                    let lang = Language::parse("en").map_err(|e| LookupError::Invalid {
                         service: "gateway",
                         reason: e,
                     })?;
                     self.templates.get(&code, &lang).await
                 }
-                Err(e) => Err(DirectoryError::Invalid {
+                Err(e) => Err(LookupError::Invalid {
                     service: "gateway",
                     reason: e,
                 }),

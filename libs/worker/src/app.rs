@@ -5,7 +5,7 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, get, web, HttpResponse};
 use anyhow::Context;
-use notify_directory::{Cache, TemplateDirectory, TokenSource, UserDirectory, SCOPE_TEMPLATES_READ, SCOPE_USERS_READ};
+use notify_lookup::{Cache, TemplateLookup, TokenSource, RecipientLookup, SCOPE_TEMPLATES_READ, SCOPE_USERS_READ};
 use notify_kit::{
     auth::JwtIssuer,
     health::{check, HealthReport},
@@ -45,21 +45,21 @@ impl WorkerApp {
             &[SCOPE_USERS_READ, SCOPE_TEMPLATES_READ],
             Duration::from_secs(600),
         );
-        let cache = Cache::new(&settings.directory.cache).context("invalid cache settings")?;
-        let users = UserDirectory::with_timeout(
-            &settings.directory.user_svc_url,
+        let cache = Cache::new(&settings.lookup.cache).context("invalid cache settings")?;
+        let users = RecipientLookup::with_timeout(
+            &settings.lookup.user_svc_url,
             tokens.clone(),
             cache.clone(),
-            settings.directory.timeout,
+            settings.lookup.timeout,
         )?;
-        let templates = TemplateDirectory::with_timeout(
-            &settings.directory.template_svc_url,
+        let templates = TemplateLookup::with_timeout(
+            &settings.lookup.template_svc_url,
             tokens,
             cache.clone(),
-            settings.directory.timeout,
+            settings.lookup.timeout,
         )?;
         let ledger = Ledger::connect(
-            settings.directory.cache.redis_url.expose(),
+            settings.lookup.cache.redis_url.expose(),
             cache.prefix(),
             settings.ledger_ttl,
         )

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use notify_directory::{DirectoryError, TemplateDirectory, UserDirectory};
+use notify_lookup::{LookupError, TemplateLookup, RecipientLookup};
 use notify_kit::tracecontext;
 use notify_schemas::{registry::SchemaRegistry, wire, Channel, NotificationRequested};
 use notify_templates::{render, RenderError, TemplateCode};
@@ -106,11 +106,11 @@ pub async fn decode(registry: &SchemaRegistry, payload: &[u8]) -> Result<Job, Fa
     Ok(Job { event, notification_id })
 }
 
-fn directory_failure(what: &str, e: DirectoryError) -> Failure {
+fn lookup_failure(what: &str, e: LookupError) -> Failure {
     match e {
         // A bad answer will not get better by itself; anything else (down, timeout, our own
         // token refused: a configuration problem) is retried so nothing is lost.
-        DirectoryError::Invalid { .. } => Failure::permanent(format!("{what}: {e}")),
+        LookupError::Invalid { .. } => Failure::permanent(format!("{what}: {e}")),
         other => Failure::transient(format!("{what}: {other}")),
     }
 }
@@ -119,8 +119,8 @@ fn directory_failure(what: &str, e: DirectoryError) -> Failure {
 pub struct Pipeline {
     pub channel: Channel,
     pub provider: Arc<dyn Provider>,
-    pub users: UserDirectory,
-    pub templates: TemplateDirectory,
+    pub users: RecipientLookup,
+    pub templates: TemplateLookup,
     pub ledger: Ledger,
 }
 
@@ -152,7 +152,7 @@ impl Pipeline {
             .users
             .get(user_id)
             .await
-            .map_err(|e| directory_failure("user-svc", e))?
+            .map_err(|e| lookup_failure("user-svc", e))?
         else {
             return Ok(Outcome::Skipped {
                 reason: "recipient not found (deleted user)".into(),
@@ -185,7 +185,7 @@ impl Pipeline {
             .templates
             .get(&code, &recipient.language)
             .await
-            .map_err(|e| directory_failure("template-svc", e))?
+            .map_err(|e| lookup_failure("template-svc", e))?
             .ok_or_else(|| Failure::permanent(format!("template {} not found", ev.template_code)))?;
         if template.channel.as_str() != self.channel.as_str() {
             return Err(Failure::permanent(format!(

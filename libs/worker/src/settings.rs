@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use notify_directory::DirectorySettings;
+use notify_lookup::LookupSettings;
 use notify_kafka::KafkaSettings;
 use notify_kit::{auth::AuthSettings, settings, settings::SettingsError};
 use notify_schemas::Channel;
@@ -37,8 +37,8 @@ pub struct WorkerSettings {
     /// `APP_RETRY_30S_DELAY_MS` (30000) / `APP_RETRY_30S_ATTEMPTS` (3), then
     /// `APP_RETRY_5M_DELAY_MS` (300000) / `APP_RETRY_5M_ATTEMPTS` (3).
     pub tiers: Vec<Tier>,
-    /// `APP_USER_SVC_URL`, `APP_TEMPLATE_SVC_URL`, `APP_REDIS_URL`, … (see the directory crate).
-    pub directory: DirectorySettings,
+    /// `APP_USER_SVC_URL`, `APP_TEMPLATE_SVC_URL`, `APP_REDIS_URL`, … (see `notify-lookup`).
+    pub lookup: LookupSettings,
     /// `APP_LEDGER_TTL_SECS`: how long a delivery is remembered (default 7 days).
     pub ledger_ttl: Duration,
     /// JWT key material (`APP_JWT_*`) to sign the worker's own service token.
@@ -82,7 +82,7 @@ impl WorkerSettings {
                     attempts: settings::parse("APP_RETRY_5M_ATTEMPTS", 3)?,
                 },
             ],
-            directory: DirectorySettings::from_env()?,
+            lookup: LookupSettings::from_env()?,
             ledger_ttl: Duration::from_secs(settings::parse("APP_LEDGER_TTL_SECS", 7 * 86_400)?),
             auth: AuthSettings::from_env()?,
             queued_max_kbytes: settings::parse("APP_CONSUMER_QUEUED_MAX_KBYTES", 2048)?,
@@ -136,11 +136,11 @@ mod tests {
             schema_registry_url: String::new(),
             group_id: String::new(),
             tiers: tiers(2, 1),
-            directory: DirectorySettings {
+            lookup: LookupSettings {
                 user_svc_url: String::new(),
                 template_svc_url: String::new(),
                 timeout: Duration::from_secs(1),
-                cache: notify_directory::CacheSettings {
+                cache: notify_lookup::CacheSettings {
                     redis_url: notify_kit::settings::SecretUrl::new("redis://x"),
                     prefix: String::new(),
                     ttl: Duration::ZERO,

@@ -4,7 +4,7 @@ pub mod health;
 pub mod openapi;
 pub mod templates;
 
-use notify_directory::Cache;
+use notify_lookup::Cache;
 use notify_templates::TemplateCode;
 use sqlx::PgPool;
 
@@ -16,7 +16,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Drops the directory cache entries of `code` (every language) after a committed
+    /// Drops the lookup cache entries of `code` (every language) after a committed
     /// change. A failure is logged, not returned: the change is done, and the entries
     /// expire within their TTL.
     pub async fn invalidate(&self, code: &TemplateCode) {

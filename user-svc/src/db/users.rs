@@ -1,7 +1,7 @@
 //! Users and push tokens.
 
 use chrono::{DateTime, Utc};
-use notify_directory::{Platform, Preferences};
+use notify_lookup::{Platform, Preferences};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 

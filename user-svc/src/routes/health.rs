@@ -1,4 +1,4 @@
-//! `GET /health`: PostgreSQL is hard, Redis (the directory cache) soft.
+//! `GET /health`: PostgreSQL is hard, Redis (the lookup cache) soft.
 
 use std::time::Duration;
 

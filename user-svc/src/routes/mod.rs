@@ -5,7 +5,7 @@ pub mod health;
 pub mod openapi;
 pub mod users;
 
-use notify_directory::Cache;
+use notify_lookup::Cache;
 use notify_kit::auth::JwtIssuer;
 use sqlx::PgPool;
 
@@ -23,7 +23,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Drops the directory cache entry of `user_id` after a committed change. A failure is
+    /// Drops the lookup cache entry of `user_id` after a committed change. A failure is
     /// logged, not returned: the change is done, and the entry expires within its TTL.
     pub async fn invalidate(&self, user_id: uuid::Uuid) {
         if let Err(e) = self.cache.invalidate_user(user_id).await {

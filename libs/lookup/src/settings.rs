@@ -31,9 +31,9 @@ impl CacheSettings {
     }
 }
 
-/// Where the directory services are, for the workers and the gateway.
+/// Where the looked-up services are, for the workers and the gateway.
 #[derive(Debug, Clone)]
-pub struct DirectorySettings {
+pub struct LookupSettings {
     /// `APP_USER_SVC_URL` (default `http://127.0.0.1:8082`).
     pub user_svc_url: String,
     /// `APP_TEMPLATE_SVC_URL` (default `http://127.0.0.1:8083`).
@@ -44,7 +44,7 @@ pub struct DirectorySettings {
     pub cache: CacheSettings,
 }
 
-impl DirectorySettings {
+impl LookupSettings {
     /// Reads the variables above.
     pub fn from_env() -> Result<Self, SettingsError> {
         Ok(Self {

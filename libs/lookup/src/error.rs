@@ -2,7 +2,7 @@
 
 /// Why a lookup failed.
 #[derive(Debug, thiserror::Error)]
-pub enum DirectoryError {
+pub enum LookupError {
     /// The service could not be reached, timed out, or answered 5xx or 429: retry later.
     #[error("{service} is unavailable: {reason}")]
     Unavailable { service: &'static str, reason: String },
@@ -16,7 +16,7 @@ pub enum DirectoryError {
     Invalid { service: &'static str, reason: String },
 }
 
-impl DirectoryError {
+impl LookupError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. })

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::{de::DeserializeOwned, Deserialize};
 
-use crate::{error::DirectoryError, token::TokenSource};
+use crate::{error::LookupError, token::TokenSource};
 
 #[derive(Deserialize)]
 struct Envelope<T> {
@@ -34,10 +34,10 @@ impl ServiceClient {
         base_url: &str,
         tokens: TokenSource,
         timeout: Duration,
-    ) -> Result<Self, DirectoryError> {
+    ) -> Result<Self, LookupError> {
         let base = base_url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(DirectoryError::Invalid {
+            return Err(LookupError::Invalid {
                 service,
                 reason: format!("base URL `{base}` must start with http:// or https://"),
             });
@@ -46,7 +46,7 @@ impl ServiceClient {
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
-            .map_err(|e| DirectoryError::Invalid {
+            .map_err(|e| LookupError::Invalid {
                 service,
                 reason: format!("cannot build the HTTP client: {e}"),
             })?;
@@ -59,9 +59,9 @@ impl ServiceClient {
     }
 
     /// `GET {base}{path}`: `Ok(None)` on 404, the envelope's `data` on 2xx.
-    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, DirectoryError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, LookupError> {
         let service = self.service;
-        let token = self.tokens.token().map_err(|e| DirectoryError::Unauthorized {
+        let token = self.tokens.token().map_err(|e| LookupError::Unauthorized {
             service,
             reason: format!("no service token: {e:#}"),
         })?;
@@ -71,7 +71,7 @@ impl ServiceClient {
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|e| DirectoryError::Unavailable {
+            .map_err(|e| LookupError::Unavailable {
                 service,
                 reason: if e.is_timeout() {
                     "request timed out".to_string()
@@ -80,7 +80,7 @@ impl ServiceClient {
                 },
             })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| DirectoryError::Unavailable {
+        let body = response.bytes().await.map_err(|e| LookupError::Unavailable {
             service,
             reason: format!("reading the answer failed: {e}"),
         })?;
@@ -91,25 +91,25 @@ impl ServiceClient {
         };
         match status {
             s if s.is_success() => {
-                let envelope: Envelope<T> = serde_json::from_slice(&body).map_err(|e| DirectoryError::Invalid {
+                let envelope: Envelope<T> = serde_json::from_slice(&body).map_err(|e| LookupError::Invalid {
                     service,
                     reason: format!("undecodable answer: {e}"),
                 })?;
-                envelope.data.map(Some).ok_or_else(|| DirectoryError::Invalid {
+                envelope.data.map(Some).ok_or_else(|| LookupError::Invalid {
                     service,
                     reason: format!("answer without data: {}", envelope.message),
                 })
             }
             StatusCode::NOT_FOUND => Ok(None),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(DirectoryError::Unauthorized {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(LookupError::Unauthorized {
                 service,
                 reason: format!("{status}: {}", message()),
             }),
-            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => Err(DirectoryError::Unavailable {
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => Err(LookupError::Unavailable {
                 service,
                 reason: format!("{status}: {}", message()),
             }),
-            _ => Err(DirectoryError::Invalid {
+            _ => Err(LookupError::Invalid {
                 service,
                 reason: format!("{status}: {}", message()),
             }),

@@ -1,12 +1,12 @@
-//! The directory against the real user-svc and template-svc (in-process, port 0, each with
+//! The lookups against the real user-svc and template-svc (in-process, port 0, each with
 //! a fresh database) and the real Redis, with a key prefix per test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use notify_directory::{
-    keys, Cache, CacheSettings, DirectoryError, Platform, TemplateDirectory, TokenSource, UserDirectory,
+use notify_lookup::{
+    keys, Cache, CacheSettings, LookupError, Platform, TemplateLookup, TokenSource, RecipientLookup,
     SCOPE_TEMPLATES_READ, SCOPE_USERS_READ,
 };
 use notify_kit::settings::SecretUrl;
@@ -101,12 +101,12 @@ impl Services {
         Cache::new(&cache_settings(&self.prefix)).unwrap()
     }
 
-    fn users(&self) -> UserDirectory {
-        UserDirectory::new(&self.users_base, worker_tokens(), self.cache()).unwrap()
+    fn users(&self) -> RecipientLookup {
+        RecipientLookup::new(&self.users_base, worker_tokens(), self.cache()).unwrap()
     }
 
-    fn templates(&self) -> TemplateDirectory {
-        TemplateDirectory::new(&self.templates_base, worker_tokens(), self.cache()).unwrap()
+    fn templates(&self) -> TemplateLookup {
+        TemplateLookup::new(&self.templates_base, worker_tokens(), self.cache()).unwrap()
     }
 
     async fn send(&self, method: reqwest::Method, url: String, scope: &str, body: Option<Value>) -> Value {
@@ -299,7 +299,7 @@ async fn a_stopped_user_svc_is_unavailable_and_retryable() {
     assert_eq!(users.get(unknown).await.unwrap(), None);
     s.users_handle.stop(true).await;
     let err = users.get(unknown).await.unwrap_err();
-    assert!(matches!(err, DirectoryError::Unavailable { .. }), "{err:?}");
+    assert!(matches!(err, LookupError::Unavailable { .. }), "{err:?}");
     assert!(err.is_retryable());
 }
 
@@ -312,30 +312,30 @@ async fn a_redis_outage_does_not_fail_lookups() {
         ..cache_settings(&s.prefix)
     })
     .unwrap();
-    let users = UserDirectory::new(&s.users_base, worker_tokens(), down.clone()).unwrap();
+    let users = RecipientLookup::new(&s.users_base, worker_tokens(), down.clone()).unwrap();
     assert_eq!(users.get(id).await.unwrap().unwrap().email, "noredis@example.com");
     assert!(down.ping().await.is_err());
     assert!(
         down.invalidate_user(id).await.is_err(),
         "reported, for the services to log"
     );
-    let templates = TemplateDirectory::new(&s.templates_base, worker_tokens(), down).unwrap();
+    let templates = TemplateLookup::new(&s.templates_base, worker_tokens(), down).unwrap();
     assert_eq!(templates.get(&code(), &lang("en")).await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn a_token_without_the_scope_is_unauthorized_not_retryable() {
     let s = spawn_services().await;
-    let users = UserDirectory::new(
+    let users = RecipientLookup::new(
         &s.users_base,
         TokenSource::fixed(service_token("nosy", &["notifications:send"])),
         Cache::disabled(),
     )
     .unwrap();
     let err = users.get(Uuid::new_v4()).await.unwrap_err();
-    assert!(matches!(err, DirectoryError::Unauthorized { .. }), "{err:?}");
+    assert!(matches!(err, LookupError::Unauthorized { .. }), "{err:?}");
     assert!(!err.is_retryable());
-    let broken = UserDirectory::new(
+    let broken = RecipientLookup::new(
         &s.users_base,
         TokenSource::from_fn(|| Err(anyhow::anyhow!("no key"))),
         Cache::disabled(),
@@ -343,7 +343,7 @@ async fn a_token_without_the_scope_is_unauthorized_not_retryable() {
     .unwrap();
     assert!(matches!(
         broken.get(Uuid::new_v4()).await,
-        Err(DirectoryError::Unauthorized { .. })
+        Err(LookupError::Unauthorized { .. })
     ));
 }
 
@@ -450,11 +450,11 @@ async fn server_errors_and_throttling_are_unavailable_but_bad_answers_are_invali
         (400, r#"{"success":false,"message":"bad"}"#, false),
     ] {
         let base = fake_service(status, body).await;
-        let users = UserDirectory::new(&base, worker_tokens(), Cache::disabled()).unwrap();
+        let users = RecipientLookup::new(&base, worker_tokens(), Cache::disabled()).unwrap();
         let err = users.get(Uuid::new_v4()).await.unwrap_err();
         assert_eq!(err.is_retryable(), retryable, "{status} {body}: {err:?}");
         if !retryable {
-            assert!(matches!(err, DirectoryError::Invalid { .. }), "{err:?}");
+            assert!(matches!(err, LookupError::Invalid { .. }), "{err:?}");
         }
     }
 }
@@ -471,7 +471,7 @@ async fn a_service_that_does_not_answer_in_time_is_unavailable() {
         }
     });
     let templates =
-        TemplateDirectory::with_timeout(&base, worker_tokens(), Cache::disabled(), Duration::from_millis(200)).unwrap();
+        TemplateLookup::with_timeout(&base, worker_tokens(), Cache::disabled(), Duration::from_millis(200)).unwrap();
     let err = templates.get(&code(), &lang("en")).await.unwrap_err();
-    assert!(matches!(err, DirectoryError::Unavailable { .. }), "{err:?}");
+    assert!(matches!(err, LookupError::Unavailable { .. }), "{err:?}");
 }

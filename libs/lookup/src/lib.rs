@@ -1,12 +1,12 @@
 //! Lookups the workers and the gateway make at delivery time, with a Redis cache in front:
 //!
-//! - [`UserDirectory::get`]: a recipient (email, push tokens, preferences, language) from
+//! - [`RecipientLookup::get`]: a recipient (email, push tokens, preferences, language) from
 //!   user-svc; `None` when the user does not exist (or was deleted).
-//! - [`TemplateDirectory::get`]: a template's active version in a language (with
+//! - [`TemplateLookup::get`]: a template's active version in a language (with
 //!   template-svc's fallback) from template-svc; `None` when there is no such template.
 //!
 //! Both authenticate with a service token from a [`TokenSource`]. Errors say whether a
-//! retry can help ([`DirectoryError::Unavailable`]) or not.
+//! retry can help ([`LookupError::Unavailable`]) or not.
 //!
 //! ## Cache keys
 //!
@@ -35,11 +35,11 @@ mod token;
 mod users;
 
 pub use cache::{keys, Cache, CacheError};
-pub use error::DirectoryError;
-pub use settings::{CacheSettings, DirectorySettings};
-pub use templates::{ResolvedTemplate, TemplateDirectory};
+pub use error::LookupError;
+pub use settings::{CacheSettings, LookupSettings};
+pub use templates::{ResolvedTemplate, TemplateLookup};
 pub use token::TokenSource;
-pub use users::{Platform, Preferences, PushTarget, Recipient, UserDirectory};
+pub use users::{Platform, Preferences, PushTarget, Recipient, RecipientLookup};
 
 /// Scope a service token needs to read users.
 pub const SCOPE_USERS_READ: &str = "users:read";

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     cache::{keys, Cache},
     client::ServiceClient,
-    error::DirectoryError,
+    error::LookupError,
     token::TokenSource,
 };
 
@@ -37,16 +37,16 @@ struct TemplateView {
 }
 
 /// Looks templates up in template-svc, through the cache.
-pub struct TemplateDirectory {
+pub struct TemplateLookup {
     client: ServiceClient,
     cache: Cache,
 }
 
-impl TemplateDirectory {
-    /// A directory on template-svc at `base_url` (e.g. `http://127.0.0.1:8083`); requests
+impl TemplateLookup {
+    /// A lookup client for template-svc at `base_url` (e.g. `http://127.0.0.1:8083`); requests
     /// time out after 2 s unless [`with_timeout`](Self::with_timeout) says otherwise. The
     /// token needs the scope `templates:read`.
-    pub fn new(base_url: &str, tokens: TokenSource, cache: Cache) -> Result<Self, DirectoryError> {
+    pub fn new(base_url: &str, tokens: TokenSource, cache: Cache) -> Result<Self, LookupError> {
         Self::with_timeout(base_url, tokens, cache, DEFAULT_TIMEOUT)
     }
 
@@ -56,7 +56,7 @@ impl TemplateDirectory {
         tokens: TokenSource,
         cache: Cache,
         timeout: Duration,
-    ) -> Result<Self, DirectoryError> {
+    ) -> Result<Self, LookupError> {
         Ok(Self {
             client: ServiceClient::new(SERVICE, base_url, tokens, timeout)?,
             cache,
@@ -70,7 +70,7 @@ impl TemplateDirectory {
         &self,
         code: &TemplateCode,
         language: &Language,
-    ) -> Result<Option<ResolvedTemplate>, DirectoryError> {
+    ) -> Result<Option<ResolvedTemplate>, LookupError> {
         let prefix = self.cache.prefix().to_string();
         let generation = self.cache.generation(keys::template_generation(&prefix, code)).await;
         if let Some(g) = generation {
@@ -89,7 +89,7 @@ impl TemplateDirectory {
             return Ok(None);
         };
         if &view.code != code || view.content.channel() != view.channel {
-            return Err(DirectoryError::Invalid {
+            return Err(LookupError::Invalid {
                 service: SERVICE,
                 reason: format!(
                     "asked for `{code}`, got `{}` ({} content for a {} template)",

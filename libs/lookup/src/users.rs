@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{
     cache::{keys, Cache},
     client::ServiceClient,
-    error::DirectoryError,
+    error::LookupError,
     token::TokenSource,
 };
 
@@ -84,16 +84,16 @@ struct UserView {
 }
 
 /// Looks recipients up in user-svc, through the cache.
-pub struct UserDirectory {
+pub struct RecipientLookup {
     client: ServiceClient,
     cache: Cache,
 }
 
-impl UserDirectory {
-    /// A directory on user-svc at `base_url` (e.g. `http://127.0.0.1:8082`); requests time
+impl RecipientLookup {
+    /// A lookup client for user-svc at `base_url` (e.g. `http://127.0.0.1:8082`); requests time
     /// out after 2 s unless [`with_timeout`](Self::with_timeout) says otherwise. The token
     /// needs the scope `users:read`.
-    pub fn new(base_url: &str, tokens: TokenSource, cache: Cache) -> Result<Self, DirectoryError> {
+    pub fn new(base_url: &str, tokens: TokenSource, cache: Cache) -> Result<Self, LookupError> {
         Self::with_timeout(base_url, tokens, cache, DEFAULT_TIMEOUT)
     }
 
@@ -103,7 +103,7 @@ impl UserDirectory {
         tokens: TokenSource,
         cache: Cache,
         timeout: Duration,
-    ) -> Result<Self, DirectoryError> {
+    ) -> Result<Self, LookupError> {
         Ok(Self {
             client: ServiceClient::new(SERVICE, base_url, tokens, timeout)?,
             cache,
@@ -113,7 +113,7 @@ impl UserDirectory {
     /// The recipient `user_id`, or `None` when there is no such user (never created, or
     /// deleted: the worker records the notification as skipped).
     #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-    pub async fn get(&self, user_id: Uuid) -> Result<Option<Recipient>, DirectoryError> {
+    pub async fn get(&self, user_id: Uuid) -> Result<Option<Recipient>, LookupError> {
         let prefix = self.cache.prefix().to_string();
         let generation = self.cache.generation(keys::user_generation(&prefix, user_id)).await;
         if let Some(g) = generation {
@@ -128,7 +128,7 @@ impl UserDirectory {
             return Ok(None);
         };
         if view.id != user_id {
-            return Err(DirectoryError::Invalid {
+            return Err(LookupError::Invalid {
                 service: SERVICE,
                 reason: format!("asked for user {user_id}, got {}", view.id),
             });
