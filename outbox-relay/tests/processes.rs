@@ -64,9 +64,9 @@ async fn a_relay_killed_mid_batch_and_restarted_loses_nothing() {
 
     let records = read_records(&kafka_bootstrap(), request_topics(&prefix), N, Duration::from_secs(1)).await;
     let decoded = decode_all(&registry_url(), &records).await;
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for d in &decoded {
-        *seen.entry(d.notification_id.as_str()).or_default() += 1;
+        *seen.entry(d.notification_id.to_string()).or_default() += 1;
     }
     let missing: Vec<&String> = order.keys().filter(|id| !seen.contains_key(id.as_str())).collect();
     assert!(
@@ -143,7 +143,7 @@ async fn one_notification_travels_from_http_to_a_kafka_record() {
     assert_eq!(record.headers["x-correlation-id"], "e2e-corr-1");
     let decoded = decode_all(&registry_url(), &records).await;
     let event = &decoded[0];
-    assert_eq!(event.notification_id, id);
+    assert_eq!(event.notification_id.to_string(), id);
     assert_eq!(event.channel, Channel::Push);
     assert_eq!(event.template_code, "order_shipped");
     assert_eq!(event.priority, 9);

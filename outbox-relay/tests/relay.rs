@@ -69,12 +69,16 @@ async fn every_accepted_notification_lands_once_on_its_topic_in_order_per_key() 
 
     assert_eq!(records.len(), 300, "exactly one record per notification");
     let decoded = decode_all(&registry_url(), &records).await;
-    let ids: HashSet<&str> = decoded.iter().map(|d| d.notification_id.as_str()).collect();
+    let ids: HashSet<String> = decoded.iter().map(|d| d.notification_id.to_string()).collect();
     assert_eq!(ids.len(), 300);
     for (r, d) in records.iter().zip(&decoded) {
-        assert_eq!(r.topic, expected_topic[&d.notification_id]);
-        assert_eq!(r.key.as_deref(), Some(d.user_id.as_str()), "keyed by user id");
-        assert_eq!(r.headers["notification-id"], d.notification_id);
+        assert_eq!(r.topic, expected_topic[&d.notification_id.to_string()]);
+        assert_eq!(
+            r.key.as_deref(),
+            Some(d.user_id.to_string().as_str()),
+            "keyed by user id"
+        );
+        assert_eq!(r.headers["notification-id"], d.notification_id.to_string());
         assert_eq!(r.headers["x-correlation-id"], d.correlation_id);
         assert!(r.headers["traceparent"].starts_with("00-"));
         assert_eq!(r.headers["event-type"], "io.notify.events.NotificationRequested");
@@ -185,7 +189,7 @@ async fn rows_wait_while_the_broker_is_down_and_publish_when_it_returns() {
     .await;
     relay.shutdown().await;
     let decoded = decode_all(&registry_url(), &records).await;
-    let ids: HashSet<&str> = decoded.iter().map(|d| d.notification_id.as_str()).collect();
+    let ids: HashSet<String> = decoded.iter().map(|d| d.notification_id.to_string()).collect();
     assert_eq!(ids.len(), 21, "every row reached the broker once it was back");
     assert_in_order_per_key(&records, &decoded, &order);
 }
@@ -244,7 +248,7 @@ async fn a_record_over_the_size_limit_is_parked_and_its_key_moves_on() {
     .await;
     relay.shutdown().await;
     let decoded = decode_all(&registry_url(), &records).await;
-    let got: Vec<String> = decoded.iter().map(|d| d.notification_id.clone()).collect();
+    let got: Vec<String> = decoded.iter().map(|d| d.notification_id.to_string()).collect();
     assert_eq!(
         got,
         later.iter().map(Uuid::to_string).collect::<Vec<_>>(),

@@ -26,7 +26,7 @@ pub const ORIGINAL_PARTITION: &str = "x-original-partition";
 pub const ORIGINAL_OFFSET: &str = "x-original-offset";
 /// Consumer group of the worker that failed it.
 pub const CONSUMER_GROUP: &str = "x-consumer-group";
-/// `transient`, `permanent`, `poison` or `exhausted` (transient, retries used up).
+/// An [`ErrorClass`]: `transient`, `permanent`, `poison` or `exhausted`.
 pub const ERROR_CLASS: &str = "x-error-class";
 pub const ERROR_MESSAGE: &str = "x-error-message";
 pub const WORKER_VERSION: &str = "x-worker-version";
@@ -41,3 +41,64 @@ pub const REPLAYED_AT: &str = "x-replayed-at";
 pub const REPLAYED_FROM: &str = "x-replayed-from";
 /// How many times this notification was replayed from a dead-letter topic (1 on the first).
 pub const REPLAY_COUNT: &str = "x-replay-count";
+
+/// Why an attempt failed: the value of [`ERROR_CLASS`] on retry and dead-letter records, and
+/// what `notifyctl dlt replay --error-class` selects on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// Worth retrying later (a timeout, a refused connection, a throttle): a retry tier.
+    Transient,
+    /// Retrying cannot help (an invalid address, a missing template): the dead-letter topic.
+    Permanent,
+    /// The record cannot be decoded: the dead-letter topic, its bytes intact.
+    Poison,
+    /// Transient, but the retry tiers are used up: the dead-letter topic.
+    Exhausted,
+}
+
+impl ErrorClass {
+    /// Every class, in the order operators read them.
+    pub const ALL: [ErrorClass; 4] = [Self::Transient, Self::Permanent, Self::Poison, Self::Exhausted];
+
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+            Self::Poison => "poison",
+            Self::Exhausted => "exhausted",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ErrorClass {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|c| c.as_str()).collect();
+            format!("unknown error class `{s}` (expected one of {})", names.join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorClass;
+
+    #[test]
+    fn every_error_class_parses_from_its_header_value() {
+        for class in ErrorClass::ALL {
+            assert_eq!(class.as_str().parse::<ErrorClass>(), Ok(class));
+        }
+        assert!("fatal"
+            .parse::<ErrorClass>()
+            .unwrap_err()
+            .contains("transient, permanent, poison, exhausted"));
+    }
+}

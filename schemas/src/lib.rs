@@ -17,6 +17,7 @@ pub mod registry;
 pub mod topics;
 pub mod wire;
 
+use ids::{NotificationId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// One contract: its subject and schema text.
@@ -78,9 +79,10 @@ impl std::str::FromStr for Channel {
 /// Rust form of `NotificationRequested`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationRequested {
-    pub notification_id: String,
+    pub notification_id: NotificationId,
     pub channel: Channel,
-    pub user_id: String,
+    /// The recipient, and the record's key.
+    pub user_id: UserId,
     pub template_code: String,
     pub variables_json: String,
     pub priority: i32,
@@ -110,7 +112,7 @@ pub enum DeliveryStatus {
 /// Rust form of `NotificationStatusChanged`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationStatusChanged {
-    pub notification_id: String,
+    pub notification_id: NotificationId,
     pub channel: Channel,
     pub status: DeliveryStatus,
     pub attempt: i32,

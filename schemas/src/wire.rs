@@ -58,9 +58,9 @@ mod tests {
 
     fn sample() -> NotificationRequested {
         NotificationRequested {
-            notification_id: "0190f3c4-8d6e-7b1a-9c2d-3e4f5a6b7c8d".into(),
+            notification_id: "0190f3c4-8d6e-7b1a-9c2d-3e4f5a6b7c8d".parse().unwrap(),
             channel: Channel::Push,
-            user_id: "6c1b2a3d-0000-4000-8000-000000000001".into(),
+            user_id: "6c1b2a3d-0000-4000-8000-000000000001".parse().unwrap(),
             template_code: "welcome_email".into(),
             variables_json: r#"{"name":"Zoë"}"#.into(),
             priority: 7,
@@ -83,11 +83,54 @@ mod tests {
     }
 
     #[test]
+    fn a_request_whose_ids_are_not_uuids_does_not_decode() {
+        // Written by a producer that knows only the schema (any string is valid Avro).
+        #[derive(serde::Serialize)]
+        struct Loose<'a> {
+            notification_id: &'a str,
+            channel: Channel,
+            user_id: &'a str,
+            template_code: &'a str,
+            variables_json: &'a str,
+            priority: i32,
+            metadata_json: &'a str,
+            request_id: &'a str,
+            caller: &'a str,
+            correlation_id: &'a str,
+            requested_at: i64,
+        }
+        let schema = parse_schema(&NOTIFICATION_REQUESTED).unwrap();
+        for (notification_id, user_id, field) in [
+            ("", "6c1b2a3d-0000-4000-8000-000000000001", "notification_id"),
+            ("0190f3c4-8d6e-7b1a-9c2d-3e4f5a6b7c8d", "u-1", "user_id"),
+        ] {
+            let loose = Loose {
+                notification_id,
+                channel: Channel::Email,
+                user_id,
+                template_code: "t",
+                variables_json: "{}",
+                priority: 0,
+                metadata_json: "{}",
+                request_id: "r",
+                caller: "c",
+                correlation_id: "c",
+                requested_at: 0,
+            };
+            let bytes = encode(&schema, 1, &loose).unwrap();
+            let err = decode::<NotificationRequested>(&schema, &bytes)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("{field} `")), "{err}");
+        }
+    }
+
+    #[test]
     fn a_status_event_with_optional_fields_round_trips() {
         let schema = parse_schema(&NOTIFICATION_STATUS).unwrap();
         for error in [None, Some("smtp 451".to_string())] {
             let ev = NotificationStatusChanged {
-                notification_id: "n".into(),
+                notification_id: ids::NotificationId::new_v7(),
                 channel: Channel::Email,
                 status: DeliveryStatus::DeadLettered,
                 attempt: 3,

@@ -3,7 +3,7 @@
 //! through the state machine in `notify_store::status` (idempotent: a redelivered event is a
 //! no-op) and commits the offset after the database commit.
 
-use std::{net::TcpListener, str::FromStr, sync::Arc, time::Duration};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, get, web, HttpResponse};
 use anyhow::Context;
@@ -28,7 +28,6 @@ use rdkafka::{
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
-use uuid::Uuid;
 
 /// Configuration (`APP_*`).
 #[derive(Debug, Clone)]
@@ -283,7 +282,7 @@ impl Applier {
         let Some(status) = to_status(ev.status) else {
             return Ok(Applied::RecordedOnly);
         };
-        let notification_id = Uuid::from_str(&ev.notification_id).map_err(|e| ApplyError::Poison(e.to_string()))?;
+        let notification_id = ev.notification_id.as_uuid();
         let occurred_at = Utc
             .timestamp_millis_opt(ev.occurred_at)
             .single()

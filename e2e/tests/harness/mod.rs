@@ -234,10 +234,10 @@ impl Stack {
             &[
                 ("APP_USER_SVC_URL", self.user_svc.url()),
                 ("APP_TEMPLATE_SVC_URL", self.template_svc.url()),
-                ("APP_RETRY_30S_DELAY_MS", t.first_delay_ms.to_string()),
-                ("APP_RETRY_30S_ATTEMPTS", t.first_attempts.to_string()),
-                ("APP_RETRY_5M_DELAY_MS", t.second_delay_ms.to_string()),
-                ("APP_RETRY_5M_ATTEMPTS", t.second_attempts.to_string()),
+                ("APP_RETRY_TIER1_DELAY_MS", t.first_delay_ms.to_string()),
+                ("APP_RETRY_TIER1_ATTEMPTS", t.first_attempts.to_string()),
+                ("APP_RETRY_TIER2_DELAY_MS", t.second_delay_ms.to_string()),
+                ("APP_RETRY_TIER2_ATTEMPTS", t.second_attempts.to_string()),
                 ("APP_DIRECTORY_CACHE_TTL_SECS", "1".into()),
             ],
         );

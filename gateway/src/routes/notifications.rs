@@ -139,9 +139,9 @@ pub async fn create(
     let metadata = Value::Object(request.metadata.clone());
     let user_key = request.user_id.to_string();
     let event = NotificationRequested {
-        notification_id: id.to_string(),
+        notification_id: id.into(),
         channel: request.channel,
-        user_id: user_key.clone(),
+        user_id: request.user_id.into(),
         template_code: request.template_code.as_str().to_string(),
         variables_json: variables.to_string(),
         priority: i32::from(request.priority.value()),

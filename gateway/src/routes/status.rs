@@ -148,7 +148,7 @@ pub async fn report(
         ));
     }
     let event = NotificationStatusChanged {
-        notification_id: report.notification_id.to_string(),
+        notification_id: report.notification_id.into(),
         channel,
         status: report.status,
         attempt: attempts,

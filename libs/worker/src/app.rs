@@ -5,22 +5,22 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, get, web, HttpResponse};
 use anyhow::Context;
-use notify_lookup::{Cache, TemplateLookup, TokenSource, RecipientLookup, SCOPE_TEMPLATES_READ, SCOPE_USERS_READ};
 use notify_kit::{
     auth::JwtIssuer,
     health::{check, HealthReport},
 };
+use notify_lookup::{Cache, RecipientLookup, TemplateLookup, TokenSource, SCOPE_TEMPLATES_READ, SCOPE_USERS_READ};
 use notify_schemas::registry::SchemaRegistry;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    consumer::Runtime, ledger::Ledger, pipeline::Pipeline, provider::Provider, settings::WorkerSettings,
-    status::StatusEncoder,
+    consumer::Runtime, ledger::Ledger, pipeline::Pipeline, provider::Provider, settings::Settings,
+    status_events::StatusEncoder,
 };
 
 /// A worker ready to run.
-pub struct WorkerApp {
+pub struct Application {
     port: u16,
     server: Server,
     runtime: Arc<Runtime>,
@@ -33,8 +33,8 @@ struct HealthState {
     registry: SchemaRegistry,
 }
 
-impl WorkerApp {
-    pub async fn build(settings: WorkerSettings, provider: Arc<dyn Provider>) -> anyhow::Result<Self> {
+impl Application {
+    pub async fn build(settings: Settings, provider: Arc<dyn Provider>) -> anyhow::Result<Self> {
         notify_kit::metrics::install();
         crate::metric_series::register(settings.channel, provider.name(), &settings.tiers);
         let registry = SchemaRegistry::new(&settings.schema_registry_url)?;

@@ -17,30 +17,27 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use notify_kafka::{
-    headers as h,
     ordered::{KeyedSlots, OrderedCommitter},
     Topics,
 };
-use notify_kit::tracecontext;
-use notify_schemas::{registry::SchemaRegistry, DeliveryStatus};
+use notify_schemas::registry::SchemaRegistry;
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     error::{KafkaError, RDKafkaErrorCode},
-    message::{BorrowedMessage, Header, Message, OwnedHeaders, OwnedMessage},
-    producer::{DeliveryFuture, FutureProducer, FutureRecord},
+    message::{BorrowedMessage, Message, OwnedMessage},
+    producer::{DeliveryFuture, FutureProducer},
     Offset, TopicPartitionList,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    pipeline::{decode, FailureClass, Outcome, Pipeline},
-    routing::{failure_headers, headers_of, names, FailureInfo},
-    settings::WorkerSettings,
-    status::{StatusEncoder, StatusUpdate},
+    attempt::FollowUp,
+    pipeline::Pipeline,
+    routing::{headers_of, names},
+    settings::Settings,
+    status_events::StatusEncoder,
 };
-
-const WORKER_VERSION: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
 
 /// A record on its way to an attempt slot.
 struct Attempt {
@@ -64,32 +61,9 @@ struct Decided {
     acks: Vec<Ack>,
 }
 
-/// A record to produce as the consequence of one attempt.
-struct FollowUp {
-    topic: String,
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    headers: OwnedHeaders,
-    /// A retry or dead-letter record: produced in a batch of its own, because it is read
-    /// again from its own offset.
-    own_batch: bool,
-}
-
-impl FollowUp {
-    fn record(&self) -> FutureRecord<'_, [u8], [u8]> {
-        let record = FutureRecord::to(&self.topic)
-            .payload(self.payload.as_slice())
-            .headers(self.headers.clone());
-        match &self.key {
-            Some(k) => record.key(k.as_slice()),
-            None => record,
-        }
-    }
-}
-
 /// The running worker: shared by both loops.
 pub struct Runtime {
-    pub settings: WorkerSettings,
+    pub settings: Settings,
     pub pipeline: Pipeline,
     pub registry: SchemaRegistry,
     pub status: StatusEncoder,
@@ -155,10 +129,10 @@ impl Runtime {
             }
         });
         let slots = KeyedSlots::spawn(self.settings.concurrency, self.settings.max_in_flight, stop.clone(), {
-            let runtime = self.clone();
+            let (runtime, stop) = (self.clone(), stop.clone());
             move |job: Attempt| {
-                let runtime = runtime.clone();
-                async move { runtime.attempt_one(job).await }
+                let (runtime, stop) = (runtime.clone(), stop.clone());
+                async move { runtime.attempt_one(job, &stop).await }
             }
         });
         loop {
@@ -238,15 +212,18 @@ impl Runtime {
     }
 
     /// Attempts one record and hands its follow-up records, enqueued to the producer, to the
-    /// committer without waiting for their acks.
-    async fn attempt_one(&self, job: Attempt) {
+    /// committer without waiting for their acks. Stopped before the outcome could be
+    /// recorded, the record is left unanswered: nothing from it on is committed.
+    async fn attempt_one(&self, job: Attempt, stop: &CancellationToken) {
         let attempt = job
             .headers
             .get(names::ATTEMPT)
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
-            + 1;
-        let follow_ups = self.attempt(&job.msg, &job.headers, attempt).await;
+            .saturating_add(1);
+        let Some(follow_ups) = self.attempt(&job.msg, &job.headers, attempt, stop).await else {
+            return;
+        };
         let acks = self.enqueue_all(&follow_ups).await;
         let _ = job.done.send(Decided { follow_ups, acks });
     }
@@ -346,214 +323,6 @@ impl Runtime {
             tokio::time::sleep(wait).await;
             let _ = resume.send((topic, partition));
         });
-    }
-
-    /// One delivery attempt and the records that report it, in the record's consumer span
-    /// (the child of the span that produced the record, when spans are exported).
-    async fn attempt(&self, msg: &OwnedMessage, headers: &HashMap<String, String>, attempt: u32) -> Vec<FollowUp> {
-        let correlation_id = headers.get(h::CORRELATION_ID).map(String::as_str).unwrap_or_default();
-        let span = tracing::info_span!(
-                   "deliver",
-                   otel.name = format!("{} process", msg.topic()),
-                   otel.kind = "consumer",
-                   otel.status_code = tracing::field::Empty,
-                   messaging.system = "kafka",
-                   messaging.operation.type = "process",
-                   messaging.destination.name = msg.topic(),
-                   messaging.kafka.offset = msg.offset(),
-                   notification_id = tracing::field::Empty,
-                   correlation_id,
-                   attempt,
-                   trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-               );
-        let inbound = headers.get(h::TRACEPARENT).map(String::as_str);
-        let traceparent = tracecontext::adopt(&span, inbound);
-        tracing::Instrument::instrument(self.attempt_in_span(msg, headers, attempt, traceparent), span).await
-    }
-
-    async fn attempt_in_span(
-        &self,
-        msg: &OwnedMessage,
-        inbound_headers: &HashMap<String, String>,
-        attempt: u32,
-        traceparent: Option<String>,
-    ) -> Vec<FollowUp> {
-        // Retry, dead-letter and status records carry this attempt's context on.
-        let replaced;
-        let headers = match &traceparent {
-            Some(tp) if inbound_headers.get(h::TRACEPARENT) != Some(tp) => {
-                let mut hs = inbound_headers.clone();
-                hs.insert(h::TRACEPARENT.to_string(), tp.clone());
-                replaced = hs;
-                &replaced
-            }
-            _ => inbound_headers,
-        };
-        let traceparent = traceparent.as_deref();
-        let span = tracing::Span::current();
-        let channel = self.settings.channel;
-        let correlation_id = headers.get(h::CORRELATION_ID).cloned().unwrap_or_default();
-        let payload = msg.payload().unwrap_or_default();
-        let provider = self.pipeline.provider.name();
-        let (job, outcome) = match decode(&self.registry, payload).await {
-            Ok(job) => {
-                span.record("notification_id", tracing::field::display(&job.notification_id));
-                let outcome = self.pipeline.deliver(&job, &correlation_id, traceparent).await;
-                (Some(job), outcome)
-            }
-            Err(f) => (None, Outcome::Failed(f)),
-        };
-        if matches!(outcome, Outcome::Failed(_)) {
-            span.record("otel.status_code", "ERROR");
-        }
-        let notification_id = job
-            .as_ref()
-            .map(|j| j.notification_id.to_string())
-            .or_else(|| headers.get(h::NOTIFICATION_ID).cloned());
-        let base = StatusUpdate {
-            notification_id: notification_id.clone().unwrap_or_default(),
-            status: DeliveryStatus::Sent,
-            attempt: i32::try_from(attempt).unwrap_or(i32::MAX),
-            error: None,
-            provider: Some(provider.to_string()),
-            correlation_id: correlation_id.clone(),
-            template_version: None,
-            language: None,
-        };
-        let mut out = Vec::new();
-        let (status, outcome_label) = match &outcome {
-            Outcome::Sent {
-                template_version,
-                language,
-                sent_now,
-                rejected,
-            } => {
-                tracing::info!(notification_id = ?notification_id, attempt, sent_now, rejected = rejected.len(), "delivered");
-                if let Some(job) = &job {
-                    let age = (now_ms() - job.event.requested_at).max(0) as f64 / 1000.0;
-                    metrics::histogram!("notification_end_to_end_seconds", "channel" => channel.as_str()).record(age);
-                }
-                let update = StatusUpdate {
-                    template_version: i32::try_from(*template_version).ok(),
-                    language: Some(language.clone()),
-                    error: (!rejected.is_empty()).then(|| format!("rejected: {}", rejected.join("; "))),
-                    ..base.clone()
-                };
-                (update, "sent")
-            }
-            Outcome::Skipped { reason } => {
-                tracing::info!(notification_id = ?notification_id, %reason, "skipped");
-                (
-                    StatusUpdate {
-                        status: DeliveryStatus::Skipped,
-                        error: Some(reason.clone()),
-                        ..base.clone()
-                    },
-                    "skipped",
-                )
-            }
-            Outcome::Failed(f) => {
-                let next = (f.class == FailureClass::Transient)
-                    .then(|| self.settings.next_tier(attempt))
-                    .flatten();
-                let now = now_ms();
-                // The retry or dead-letter record: the original key and value, failure headers.
-                let failure_record = |topic: String, class: &str, due_at_ms: Option<i64>| FollowUp {
-                    own_batch: true,
-                    topic,
-                    key: msg.key().map(<[u8]>::to_vec),
-                    payload: payload.to_vec(),
-                    headers: failure_headers(
-                        msg,
-                        headers,
-                        &FailureInfo {
-                            attempt,
-                            class,
-                            message: &f.message,
-                            group: &self.settings.group_id,
-                            worker_version: WORKER_VERSION,
-                            now_ms: now,
-                            due_at_ms,
-                        },
-                    ),
-                };
-                match next {
-                    Some(tier) => {
-                        let due = now + i64::try_from(tier.delay.as_millis()).unwrap_or(i64::MAX / 2);
-                        tracing::warn!(notification_id = ?notification_id, attempt, tier = tier.name, error = %f.message, "attempt failed; retrying later");
-                        metrics::counter!("worker_retried_total", "channel" => channel.as_str(), "tier" => tier.name)
-                            .increment(1);
-                        out.push(failure_record(
-                            self.topics.retry(channel, tier.name),
-                            f.class.as_str(),
-                            Some(due),
-                        ));
-                        (
-                            StatusUpdate {
-                                status: DeliveryStatus::Retrying,
-                                error: Some(f.message.clone()),
-                                ..base.clone()
-                            },
-                            "retried",
-                        )
-                    }
-                    None => {
-                        let class = if f.class == FailureClass::Transient {
-                            "exhausted"
-                        } else {
-                            f.class.as_str()
-                        };
-                        tracing::error!(notification_id = ?notification_id, attempt, class, error = %f.message, "dead-lettered");
-                        metrics::counter!("worker_dead_lettered_total", "channel" => channel.as_str(), "reason" => class).increment(1);
-                        out.push(failure_record(self.topics.dlt(channel), class, None));
-                        (
-                            StatusUpdate {
-                                status: DeliveryStatus::DeadLettered,
-                                error: Some(f.message.clone()),
-                                ..base.clone()
-                            },
-                            "dead_lettered",
-                        )
-                    }
-                }
-            }
-        };
-        metrics::counter!("worker_deliveries_total", "channel" => channel.as_str(), "provider" => provider, "outcome" => outcome_label).increment(1);
-        if notification_id.is_some() {
-            match self.status.encode(channel, &status).await {
-                Ok(bytes) => {
-                    let mut hs = OwnedHeaders::new_with_capacity(3);
-                    for (k, v) in [
-                        (h::NOTIFICATION_ID, status.notification_id.as_str()),
-                        (h::CORRELATION_ID, correlation_id.as_str()),
-                        (h::EVENT_TYPE, notify_schemas::NOTIFICATION_STATUS.subject),
-                    ] {
-                        hs = hs.insert(Header {
-                            key: k,
-                            value: Some(v.as_bytes()),
-                        });
-                    }
-                    if let Some(tp) = traceparent {
-                        hs = hs.insert(Header {
-                            key: h::TRACEPARENT,
-                            value: Some(tp.as_bytes()),
-                        });
-                    }
-                    out.push(FollowUp {
-                        own_batch: false,
-                        topic: self.topics.status(),
-                        key: Some(status.notification_id.clone().into_bytes()),
-                        payload: bytes,
-                        headers: hs,
-                    });
-                }
-                // The registry is down and the status schema was never loaded: the delivery
-                // outcome stands (and is in the ledger); the status event is lost. Logged.
-                Err(e) => tracing::error!(error = format!("{e:#}"), "status event not encoded"),
-            }
-        }
-        out
     }
 
     /// The producer of a follow-up: retry and dead-letter records one per batch.

@@ -12,10 +12,9 @@
 
 use std::time::Duration;
 
-use notify_schemas::Channel;
+use notify_schemas::{ids::NotificationId, Channel};
 use redis::{aio::ConnectionManager, AsyncCommands};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 /// The ledger could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -46,13 +45,13 @@ impl Ledger {
         })
     }
 
-    pub fn key(&self, id: Uuid, channel: Channel, target: &str) -> String {
+    pub fn key(&self, id: NotificationId, channel: Channel, target: &str) -> String {
         let digest = Sha256::digest(target.as_bytes());
         format!("{}ledger:{id}:{channel}:{}", self.prefix, &hex::encode(digest)[..16])
     }
 
     /// Whether this target already got this notification.
-    pub async fn delivered(&self, id: Uuid, channel: Channel, target: &str) -> Result<bool, LedgerError> {
+    pub async fn delivered(&self, id: NotificationId, channel: Channel, target: &str) -> Result<bool, LedgerError> {
         let mut conn = self.conn.clone();
         let key = self.key(id, channel, target);
         tokio::time::timeout(self.op_timeout, conn.exists::<_, bool>(key))
@@ -62,7 +61,7 @@ impl Ledger {
     }
 
     /// Records a delivery.
-    pub async fn record(&self, id: Uuid, channel: Channel, target: &str) -> Result<(), LedgerError> {
+    pub async fn record(&self, id: NotificationId, channel: Channel, target: &str) -> Result<(), LedgerError> {
         let mut conn = self.conn.clone();
         let key = self.key(id, channel, target);
         tokio::time::timeout(

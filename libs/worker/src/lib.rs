@@ -8,21 +8,32 @@
 //! (`notifications.<channel>.retry-30s`, then `.retry-5m`), permanent and poison ones (and
 //! exhausted retries) to `notifications.<channel>.dlt`, with headers that say why.
 //!
-//! - [`settings`]: configuration (`APP_*`).
-//! - [`pipeline`]: what happens to one notification (decode → deliver → outcome).
+//! - [`app`]: the [`Application`]: wiring, health endpoint, run until stopped.
+//! - [`settings`]: configuration (`APP_*`), [`Settings`].
 //! - [`consumer`]: the consume loops (main + retry tiers, and the priority topic), pause and
-//!   resume of retry partitions until their due time, commit after the outcome is durable.
-//! - [`routing`]: retry/DLT records and their headers.
+//!   resume of retry partitions until their due time, producing follow-ups and committing
+//!   after the outcome is durable.
+//! - [`attempt`]: one attempt of one record: span, decode → deliver → decide, logs, metrics.
+//! - [`pipeline`]: what happens to one notification (decode → look up → render → deliver →
+//!   outcome).
+//! - [`decision`]: the pure decision an outcome leads to (retry tier, dead letter, status).
+//! - [`routing`]: the headers of retry, dead-letter and status records.
 //! - [`ledger`]: the Redis delivery ledger that makes redelivered records harmless.
+//! - [`status_events`]: encoding status events (Avro).
+//! - [`provider`]: the provider boundary (trait, message, failure classes).
 //! - [`metric_series`]: the worker's metrics, described and registered at 0 at start.
-//! - [`status`]: status events.
 
 pub mod app;
+pub mod attempt;
 pub mod consumer;
+pub mod decision;
 pub mod ledger;
 pub mod metric_series;
 pub mod pipeline;
 pub mod provider;
 pub mod routing;
 pub mod settings;
-pub mod status;
+pub mod status_events;
+
+pub use app::Application;
+pub use settings::Settings;

@@ -2,70 +2,51 @@
 
 use std::{sync::Arc, time::Instant};
 
-use notify_lookup::{LookupError, TemplateLookup, RecipientLookup};
 use notify_kit::tracecontext;
-use notify_schemas::{registry::SchemaRegistry, wire, Channel, NotificationRequested};
+use notify_lookup::{LookupError, RecipientLookup, TemplateLookup};
+use notify_schemas::{
+    headers::ErrorClass, ids::NotificationId, registry::SchemaRegistry, wire, Channel, NotificationRequested,
+};
 use notify_templates::{render, RenderError, TemplateCode};
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
-use uuid::Uuid;
 
 use crate::{
     ledger::Ledger,
     provider::{OutgoingMessage, Provider, ProviderError},
 };
 
-/// How a failure should be handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    /// Retry later (next delay tier).
-    Transient,
-    /// Retrying cannot help: straight to the dead-letter topic.
-    Permanent,
-    /// The record cannot be decoded: dead-letter topic with its bytes intact.
-    Poison,
-}
-
-impl FailureClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Transient => "transient",
-            Self::Permanent => "permanent",
-            Self::Poison => "poison",
-        }
-    }
-}
-
-/// A failed attempt.
-#[derive(Debug, Clone)]
+/// A failed attempt: transient, permanent or poison (the pipeline never says `exhausted`:
+/// that is the decision's, when a transient failure has no retry left).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    pub class: FailureClass,
+    pub class: ErrorClass,
     pub message: String,
 }
 
 impl Failure {
     fn transient(m: impl Into<String>) -> Self {
         Self {
-            class: FailureClass::Transient,
+            class: ErrorClass::Transient,
             message: m.into(),
         }
     }
     fn permanent(m: impl Into<String>) -> Self {
         Self {
-            class: FailureClass::Permanent,
+            class: ErrorClass::Permanent,
             message: m.into(),
         }
     }
     fn poison(m: impl Into<String>) -> Self {
         Self {
-            class: FailureClass::Poison,
+            class: ErrorClass::Poison,
             message: m.into(),
         }
     }
 }
 
 /// The outcome of one attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Every target has it (now or in an earlier attempt). `rejected` lists targets the
     /// provider refused permanently (e.g. an unregistered device among several).
@@ -82,11 +63,16 @@ pub enum Outcome {
     Failed(Failure),
 }
 
-/// A decoded notification with the parts every step needs.
+/// A decoded notification.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub event: NotificationRequested,
-    pub notification_id: Uuid,
+}
+
+impl Job {
+    pub fn notification_id(&self) -> NotificationId {
+        self.event.notification_id
+    }
 }
 
 /// Decodes a record value. Registry outages are transient; undecodable bytes are poison.
@@ -99,11 +85,10 @@ pub async fn decode(registry: &SchemaRegistry, payload: &[u8]) -> Result<Job, Fa
             Failure::transient(format!("schema registry: {e}"))
         }
     })?;
+    // A missing or malformed id fails here, as the rest of an undecodable value does.
     let event: NotificationRequested =
         wire::decode(&schema, payload).map_err(|e| Failure::poison(format!("cannot decode: {e}")))?;
-    let notification_id = Uuid::try_parse(&event.notification_id)
-        .map_err(|_| Failure::poison(format!("notification_id {} is not a UUID", event.notification_id)))?;
-    Ok(Job { event, notification_id })
+    Ok(Job { event })
 }
 
 fn lookup_failure(what: &str, e: LookupError) -> Failure {
@@ -146,11 +131,9 @@ impl Pipeline {
                 ev.channel, self.channel
             )));
         }
-        let user_id = Uuid::try_parse(&ev.user_id)
-            .map_err(|_| Failure::poison(format!("user_id {} is not a UUID", ev.user_id)))?;
         let Some(recipient) = self
             .users
-            .get(user_id)
+            .get(ev.user_id.as_uuid())
             .await
             .map_err(|e| lookup_failure("user-svc", e))?
         else {
@@ -208,7 +191,7 @@ impl Pipeline {
         for (target, platform) in &targets {
             let done = self
                 .ledger
-                .delivered(job.notification_id, self.channel, target)
+                .delivered(job.notification_id(), self.channel, target)
                 .await
                 .map_err(|e| Failure::transient(e.to_string()))?;
             if done {
@@ -228,7 +211,7 @@ impl Pipeline {
             let result = self
                 .provider
                 .send(&OutgoingMessage {
-                    notification_id: job.notification_id,
+                    notification_id: job.notification_id().as_uuid(),
                     correlation_id,
                     traceparent: call_context.as_deref().or(traceparent),
                     target,
@@ -247,10 +230,10 @@ impl Pipeline {
             match result {
                 Ok(_) => {
                     sent_now += 1;
-                    if let Err(e) = self.ledger.record(job.notification_id, self.channel, target).await {
+                    if let Err(e) = self.ledger.record(job.notification_id(), self.channel, target).await {
                         // Sent but not remembered: a redelivery would send again. Logged; the
                         // email's deterministic Message-ID still lets receivers drop it.
-                        tracing::warn!(notification_id = %job.notification_id, error = %e, "delivery not recorded in the ledger");
+                        tracing::warn!(notification_id = %job.notification_id(), error = %e, "delivery not recorded in the ledger");
                     }
                 }
                 Err(ProviderError::Permanent(m)) => rejected.push(m),

@@ -2,15 +2,20 @@
 
 use std::time::Duration;
 
-use notify_lookup::LookupSettings;
-use notify_kafka::KafkaSettings;
+use notify_kafka::{KafkaSettings, RETRY_TIERS};
 use notify_kit::{auth::AuthSettings, settings, settings::SettingsError};
+use notify_lookup::LookupSettings;
 use notify_schemas::Channel;
 
-/// One delay tier of the retry path.
+/// One delay tier of the retry path: the first or the second. Its delay and attempts are
+/// configuration (`APP_RETRY_TIER1_*`, `APP_RETRY_TIER2_*`); its topic keeps the name the
+/// topic contract gave it (`retry-30s`, `retry-5m`, from the default delays), whatever delay
+/// is configured, because topic names are what producers, consumers, dashboards and
+/// `notifyctl` agree on.
 #[derive(Debug, Clone)]
 pub struct Tier {
-    /// Topic suffix: `retry-30s` or `retry-5m`.
+    /// Suffix of the tier's topic (`notify_schemas::topics::RETRY_TIERS`): `retry-30s` for
+    /// the first tier, `retry-5m` for the second. Also the `tier` label of the metrics.
     pub name: &'static str,
     /// How long a record waits in this tier before it is attempted again.
     pub delay: Duration,
@@ -20,7 +25,7 @@ pub struct Tier {
 
 /// Everything a worker reads at start.
 #[derive(Debug, Clone)]
-pub struct WorkerSettings {
+pub struct Settings {
     /// Service name (`email-worker`, `push-worker`): logs, metrics, DLT headers.
     pub service: &'static str,
     pub channel: Channel,
@@ -34,8 +39,8 @@ pub struct WorkerSettings {
     /// `APP_CONSUMER_GROUP` (default: the topic prefix + the service name). The priority
     /// topic is consumed by `<group>.priority`.
     pub group_id: String,
-    /// `APP_RETRY_30S_DELAY_MS` (30000) / `APP_RETRY_30S_ATTEMPTS` (3), then
-    /// `APP_RETRY_5M_DELAY_MS` (300000) / `APP_RETRY_5M_ATTEMPTS` (3).
+    /// `APP_RETRY_TIER1_DELAY_MS` (30000) / `APP_RETRY_TIER1_ATTEMPTS` (3), then
+    /// `APP_RETRY_TIER2_DELAY_MS` (300000) / `APP_RETRY_TIER2_ATTEMPTS` (3).
     pub tiers: Vec<Tier>,
     /// `APP_USER_SVC_URL`, `APP_TEMPLATE_SVC_URL`, `APP_REDIS_URL`, … (see `notify-lookup`).
     pub lookup: LookupSettings,
@@ -58,8 +63,27 @@ pub struct WorkerSettings {
     pub max_in_flight: usize,
 }
 
-impl WorkerSettings {
+/// The variables of the retry tiers before they were named by position (a delay named in a
+/// variable that sets another delay misleads), and their names now. Setting one is refused,
+/// so a deployment that still sets it does not silently run with the default.
+const RENAMED: [(&str, &str); 4] = [
+    ("APP_RETRY_30S_DELAY_MS", "APP_RETRY_TIER1_DELAY_MS"),
+    ("APP_RETRY_30S_ATTEMPTS", "APP_RETRY_TIER1_ATTEMPTS"),
+    ("APP_RETRY_5M_DELAY_MS", "APP_RETRY_TIER2_DELAY_MS"),
+    ("APP_RETRY_5M_ATTEMPTS", "APP_RETRY_TIER2_ATTEMPTS"),
+];
+
+impl Settings {
     pub fn from_env(service: &'static str, channel: Channel, default_port: u16) -> Result<Self, SettingsError> {
+        for (old, new) in RENAMED {
+            if std::env::var_os(old).is_some() {
+                return Err(SettingsError::invalid(
+                    old,
+                    format!("the variable was renamed to {new}: set that one instead"),
+                ));
+            }
+        }
+        let [tier1, tier2] = RETRY_TIERS;
         let kafka = KafkaSettings::from_env()?;
         let group_id = kafka.group_from_env(service);
         Ok(Self {
@@ -72,14 +96,14 @@ impl WorkerSettings {
             group_id,
             tiers: vec![
                 Tier {
-                    name: "retry-30s",
-                    delay: settings::millis("APP_RETRY_30S_DELAY_MS", 30_000)?,
-                    attempts: settings::parse("APP_RETRY_30S_ATTEMPTS", 3)?,
+                    name: tier1,
+                    delay: settings::millis("APP_RETRY_TIER1_DELAY_MS", 30_000)?,
+                    attempts: settings::parse("APP_RETRY_TIER1_ATTEMPTS", 3)?,
                 },
                 Tier {
-                    name: "retry-5m",
-                    delay: settings::millis("APP_RETRY_5M_DELAY_MS", 300_000)?,
-                    attempts: settings::parse("APP_RETRY_5M_ATTEMPTS", 3)?,
+                    name: tier2,
+                    delay: settings::millis("APP_RETRY_TIER2_DELAY_MS", 300_000)?,
+                    attempts: settings::parse("APP_RETRY_TIER2_ATTEMPTS", 3)?,
                 },
             ],
             lookup: LookupSettings::from_env()?,
@@ -91,75 +115,19 @@ impl WorkerSettings {
             instance_id: settings::optional("APP_CONSUMER_INSTANCE_ID"),
         })
     }
-
-    /// Where a record that failed its `attempt`-th attempt goes next: a tier, or `None` for
-    /// the dead-letter topic (retries exhausted).
-    pub fn next_tier(&self, attempt: u32) -> Option<&Tier> {
-        let mut budget = 0;
-        for tier in &self.tiers {
-            budget += tier.attempts;
-            if attempt <= budget {
-                return Some(tier);
-            }
-        }
-        None
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tiers(a: u32, b: u32) -> Vec<Tier> {
-        vec![
-            Tier {
-                name: "retry-30s",
-                delay: Duration::from_secs(30),
-                attempts: a,
-            },
-            Tier {
-                name: "retry-5m",
-                delay: Duration::from_secs(300),
-                attempts: b,
-            },
-        ]
-    }
-
     #[test]
-    fn failures_climb_the_tiers_then_reach_the_dead_letter_topic() {
-        let mut s = WorkerSettings {
-            service: "t",
-            channel: Channel::Email,
-            host: String::new(),
-            port: 0,
-            kafka: KafkaSettings::local(""),
-            schema_registry_url: String::new(),
-            group_id: String::new(),
-            tiers: tiers(2, 1),
-            lookup: LookupSettings {
-                user_svc_url: String::new(),
-                template_svc_url: String::new(),
-                timeout: Duration::from_secs(1),
-                cache: notify_lookup::CacheSettings {
-                    redis_url: notify_kit::settings::SecretUrl::new("redis://x"),
-                    prefix: String::new(),
-                    ttl: Duration::ZERO,
-                    op_timeout: Duration::ZERO,
-                },
-            },
-            ledger_ttl: Duration::ZERO,
-            auth: AuthSettings::hs256("x"),
-            queued_max_kbytes: 1,
-            concurrency: 1,
-            max_in_flight: 1,
-            instance_id: None,
-        };
-        let names: Vec<Option<&str>> = (1..=4).map(|a| s.next_tier(a).map(|t| t.name)).collect();
-        assert_eq!(
-            names,
-            vec![Some("retry-30s"), Some("retry-30s"), Some("retry-5m"), None]
-        );
-        s.tiers = tiers(0, 0);
-        assert!(s.next_tier(1).is_none(), "no retries configured: straight to the DLT");
+    fn a_retry_variable_under_its_old_name_is_refused_with_the_new_name() {
+        // The only test of this process that sets the variable (tests run in threads).
+        std::env::set_var("APP_RETRY_5M_ATTEMPTS", "2");
+        let err = Settings::from_env("t", Channel::Email, 0).unwrap_err().to_string();
+        std::env::remove_var("APP_RETRY_5M_ATTEMPTS");
+        assert!(err.contains("APP_RETRY_5M_ATTEMPTS"), "{err}");
+        assert!(err.contains("renamed to APP_RETRY_TIER2_ATTEMPTS"), "{err}");
     }
 }

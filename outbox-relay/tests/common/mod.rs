@@ -34,9 +34,9 @@ pub async fn enqueue(pool: &PgPool, user: Uuid, channel: Channel, priority: i16,
     let now = Utc::now();
     let request_id = format!("req-{seq}-{id}");
     let event = NotificationRequested {
-        notification_id: id.to_string(),
+        notification_id: id.into(),
         channel,
-        user_id: user.to_string(),
+        user_id: user.into(),
         template_code: "welcome_email".into(),
         variables_json: json!({"seq": seq}).to_string(),
         priority: i32::from(priority),
@@ -180,7 +180,7 @@ pub fn assert_in_order_per_key(records: &[Record], decoded: &[NotificationReques
     idx.sort_by_key(|&i| (records[i].topic.clone(), records[i].partition, records[i].offset));
     for i in idx {
         let r = &records[i];
-        let seq = order[&decoded[i].notification_id];
+        let seq = order[&decoded[i].notification_id.to_string()];
         let k = (r.topic.clone(), r.key.clone().unwrap_or_default());
         if let Some((prev_offset, prev_seq)) = last.get(&k) {
             assert!(

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use notify_kit::auth::TokenUse;
-use notify_schemas::Channel;
+use notify_schemas::{headers::ErrorClass, Channel};
 use uuid::Uuid;
 
 /// The help text, printed by `notifyctl help` and after a usage error.
@@ -66,9 +66,6 @@ pub struct ListArgs {
     /// Consumer group whose replay progress says what is pending (default from the environment).
     pub group: Option<String>,
 }
-
-/// The failure classes the workers write in `x-error-class`.
-pub const ERROR_CLASSES: [&str; 4] = ["transient", "permanent", "poison", "exhausted"];
 
 /// `notifyctl dlt replay`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,17 +262,15 @@ fn parse_replay(items: &[String]) -> Result<ReplayArgs, UsageError> {
                 }
             }
             "--error-class" => {
-                let class = args.value(flag, inline)?.trim();
-                if !ERROR_CLASSES.contains(&class) {
-                    return Err(usage(format!(
-                        "--error-class must be one of {}, not `{class}`",
-                        ERROR_CLASSES.join(", ")
-                    )));
-                }
+                let class: ErrorClass = args
+                    .value(flag, inline)?
+                    .trim()
+                    .parse()
+                    .map_err(|e| usage(format!("--error-class: {e}")))?;
                 if out.error_class.is_some() {
                     return Err(usage("--error-class may be given once"));
                 }
-                out.error_class = Some(class.to_string());
+                out.error_class = Some(class.as_str().to_string());
             }
             "--dry-run" => {
                 no_value(flag, inline)?;
@@ -367,7 +362,7 @@ mod tests {
             ("dlt replay --channel email --notification-id 42", "a UUID"),
             (
                 "dlt replay --channel email --error-class fatal",
-                "--error-class must be one of",
+                "--error-class: unknown error class `fatal` (expected one of transient, permanent, poison, exhausted)",
             ),
             ("dlt replay --channel email --bogus", "unknown argument --bogus"),
             ("dlt replay --channel email --group=", "must not be empty"),

@@ -107,24 +107,24 @@ struct RowData {
 }
 
 fn make_rows(n: u64, tag: &str) -> Vec<RowData> {
-    let users: Vec<String> = (0..1000).map(|_| Uuid::new_v4().to_string()).collect();
+    let users: Vec<Uuid> = (0..1000).map(|_| Uuid::new_v4()).collect();
     (0..n)
         .map(|i| {
             let id = Uuid::now_v7();
-            let user = users[usize::try_from(i).unwrap_or(0) % users.len()].clone();
+            let user = users[usize::try_from(i).unwrap_or(0) % users.len()];
             let correlation = Uuid::new_v4().to_string();
             let trace = Uuid::new_v4().simple().to_string();
             RowData {
-                key: user.clone(),
+                key: user.to_string(),
                 headers: json!({
                     headers::NOTIFICATION_ID: id.to_string(),
                     headers::CORRELATION_ID: correlation,
                     headers::TRACEPARENT: format!("00-{trace}-{}-01", &trace[..16]),
                 }),
                 event: NotificationRequested {
-                    notification_id: id.to_string(),
+                    notification_id: id.into(),
                     channel: Channel::Email,
-                    user_id: user,
+                    user_id: user.into(),
                     template_code: "welcome_email".into(),
                     variables_json: r#"{"link":"https://example.com/start","name":"Ada Lovelace"}"#.into(),
                     priority: 5,

@@ -1,7 +1,9 @@
 //! Status events: every outcome is published to `notifications.status` (Avro), keyed by the
-//! notification id, and acknowledged before the offset of the record is committed.
+//! notification id, and acknowledged before the offset of the record is committed. The
+//! status projector applies them (see `notify_store::state_machine`).
 
 use notify_schemas::{
+    ids::NotificationId,
     registry::{RegisteredSchema, SchemaRegistry},
     wire, Channel, DeliveryStatus, NotificationStatusChanged, NOTIFICATION_STATUS,
 };
@@ -14,9 +16,9 @@ pub struct StatusEncoder {
 }
 
 /// One status to publish.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusUpdate {
-    pub notification_id: String,
+    pub notification_id: NotificationId,
     pub status: DeliveryStatus,
     pub attempt: i32,
     pub error: Option<String>,
@@ -40,7 +42,7 @@ impl StatusEncoder {
             .get_or_try_init(|| self.registry.latest(NOTIFICATION_STATUS.subject))
             .await?;
         let ev = NotificationStatusChanged {
-            notification_id: u.notification_id.clone(),
+            notification_id: u.notification_id,
             channel,
             status: u.status,
             attempt: u.attempt,
