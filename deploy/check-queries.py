@@ -44,6 +44,7 @@ COUNTERS_AND_GAUGES = {
     "worker_deliveries_total",
     "worker_retried_total",
     "worker_dead_lettered_total",
+    "worker_consumption_paused",
     "kafka_consumer_lag",
     "db_pool_connections",
     "redis_errors_total",

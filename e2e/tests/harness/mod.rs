@@ -255,15 +255,22 @@ impl Stack {
     /// reliably expire a member that died without leaving, so the tests that SIGKILL a worker
     /// use it, as a deployment with stable instance names (a StatefulSet) would.
     pub async fn add_email_worker_with(&mut self, instance_id: Option<&str>) -> usize {
+        let extra: Vec<(&'static str, String)> = instance_id
+            .map(|id| ("APP_CONSUMER_INSTANCE_ID", id.to_string()))
+            .into_iter()
+            .collect();
+        self.add_email_worker_env(&extra).await
+    }
+
+    /// Adds an email worker with more (or overriding) environment.
+    pub async fn add_email_worker_env(&mut self, extra: &[(&'static str, String)]) -> usize {
         let mut env = self.worker_env(&[
             ("APP_SMTP_HOST", "127.0.0.1".into()),
             ("APP_SMTP_PORT", self.smtp.port().to_string()),
             ("APP_SMTP_FROM", "Notifications <no-reply@notify.test>".into()),
             ("APP_SMTP_MESSAGE_ID_DOMAIN", "notify.test".into()),
         ]);
-        if let Some(id) = instance_id {
-            env.push(("APP_CONSUMER_INSTANCE_ID", id.to_string()));
-        }
+        env.extend(extra.iter().cloned());
         let mut w = Service::new("email-worker", env);
         w.start_healthy().await;
         self.workers.push(w);

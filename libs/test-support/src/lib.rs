@@ -7,6 +7,7 @@
 pub mod kafka;
 pub mod otlp;
 pub mod process;
+pub mod redis;
 pub mod servers;
 pub mod smtp;
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     consumer::Runtime,
     decision::{decide, Attempted, Decision, Policy, Verdict},
-    pipeline::{decode, Job, Outcome},
+    pipeline::{decode, Job, Outage, Outcome},
     routing::{status_headers, to_kafka, Position},
     status_events::StatusUpdate,
 };
@@ -46,6 +46,16 @@ impl FollowUp {
     }
 }
 
+/// What came of an attempt.
+pub(crate) enum AttemptResult {
+    /// Decided: the records to produce (the status event, and the retry or dead-letter record).
+    Decided(Vec<FollowUp>),
+    /// Not attempted: a dependency is down. Attempt the same record again once it answers.
+    Held(Outage),
+    /// Stopped before the outcome could be made durable: leave the record uncommitted.
+    Stopped,
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -63,15 +73,14 @@ impl Runtime {
     }
 
     /// Attempt number `attempt` of `msg`, in the record's consumer span (the child of the span
-    /// that produced the record, when spans are exported). `None` when stopped before the
-    /// outcome could be made durable: the record stays uncommitted and is attempted again.
+    /// that produced the record, when spans are exported).
     pub(crate) async fn attempt(
         &self,
         msg: &OwnedMessage,
         headers: &HashMap<String, String>,
         attempt: u32,
         stop: &CancellationToken,
-    ) -> Option<Vec<FollowUp>> {
+    ) -> AttemptResult {
         let correlation_id = headers.get(h::CORRELATION_ID).map(String::as_str).unwrap_or_default();
         let span = tracing::info_span!(
             "deliver",
@@ -110,7 +119,7 @@ impl Runtime {
         attempt: u32,
         traceparent: Option<&str>,
         stop: &CancellationToken,
-    ) -> Option<Vec<FollowUp>> {
+    ) -> AttemptResult {
         let span = tracing::Span::current();
         let correlation_id = headers.get(h::CORRELATION_ID).map(String::as_str).unwrap_or_default();
         let payload = msg.payload().unwrap_or_default();
@@ -119,8 +128,11 @@ impl Runtime {
                 let outcome = self.pipeline.deliver(&job, correlation_id, traceparent).await;
                 (Some(job), outcome)
             }
-            Err(f) => (None, Outcome::Failed(f)),
+            Err(i) => (None, Outcome::from(i)),
         };
+        if let Outcome::Unavailable(outage) = outcome {
+            return AttemptResult::Held(outage);
+        }
         let notification_id = job.as_ref().map(Job::notification_id).or_else(|| {
             headers
                 .get(h::NOTIFICATION_ID)
@@ -161,9 +173,12 @@ impl Runtime {
             });
         }
         if let Some(status) = status {
-            out.push(self.status_record(&status, traceparent, stop).await?);
+            match self.status_record(&status, traceparent, stop).await {
+                Some(record) => out.push(record),
+                None => return AttemptResult::Stopped,
+            }
         }
-        Some(out)
+        AttemptResult::Decided(out)
     }
 
     /// The status event as a record. Encoding needs the status schema from the registry

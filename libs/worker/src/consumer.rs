@@ -32,12 +32,22 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    attempt::FollowUp,
+    attempt::{AttemptResult, FollowUp},
     pipeline::Pipeline,
     routing::{headers_of, names},
     settings::Settings,
     status_events::StatusEncoder,
 };
+
+/// What the attempt slots and the due-time timers ask of their consume loop.
+enum LoopCommand {
+    /// A delay-tier partition's parked record is due: resume the partition.
+    Resume(String, i32),
+    /// A slot found a dependency down (the reason): stop fetching until every hold is released.
+    Hold(String),
+    /// The dependency answered the slot that held.
+    Release,
+}
 
 /// A record on its way to an attempt slot.
 struct Attempt {
@@ -119,7 +129,7 @@ impl Runtime {
         stop: CancellationToken,
     ) -> anyhow::Result<()> {
         let consumer = Arc::new(consumer);
-        let (resume_tx, mut resume_rx) = mpsc::unbounded_channel::<(String, i32)>();
+        let (commands, mut command_rx) = mpsc::unbounded_channel::<LoopCommand>();
         tokio::spawn(report_lag(consumer.clone(), group.to_string(), stop.clone()));
         let committer = OrderedCommitter::spawn(consumer.clone(), self.settings.max_in_flight, {
             let (runtime, stop) = (self.clone(), stop.clone());
@@ -129,26 +139,34 @@ impl Runtime {
             }
         });
         let slots = KeyedSlots::spawn(self.settings.concurrency, self.settings.max_in_flight, stop.clone(), {
-            let (runtime, stop) = (self.clone(), stop.clone());
+            let (runtime, stop, commands) = (self.clone(), stop.clone(), commands.clone());
             move |job: Attempt| {
-                let (runtime, stop) = (runtime.clone(), stop.clone());
-                async move { runtime.attempt_one(job, &stop).await }
+                let (runtime, stop, commands) = (runtime.clone(), stop.clone(), commands.clone());
+                async move { runtime.attempt_one(job, &commands, &stop).await }
             }
         });
+        let mut hold = Hold::new(self.settings.channel.as_str(), group);
         loop {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
-                Some((topic, partition)) = resume_rx.recv() => {
-                    let mut tpl = TopicPartitionList::new();
-                    tpl.add_partition(&topic, partition);
-                    // The partition may have moved to another member meanwhile: nothing to do.
-                    if let Err(e) = consumer.resume(&tpl) {
-                        tracing::debug!(%topic, partition, error = %e, "resume skipped");
+                Some(command) = command_rx.recv() => match command {
+                    LoopCommand::Resume(topic, partition) => {
+                        let mut tpl = TopicPartitionList::new();
+                        tpl.add_partition(&topic, partition);
+                        // The partition may have moved to another member meanwhile: nothing to do.
+                        if let Err(e) = consumer.resume(&tpl) {
+                            tracing::debug!(%topic, partition, error = %e, "resume skipped");
+                        }
                     }
-                }
+                    LoopCommand::Hold(reason) => hold.hold(&consumer, &reason),
+                    LoopCommand::Release => hold.release(&consumer),
+                },
                 msg = consumer.recv() => match msg {
-                    Ok(m) => self.dispatch(&consumer, &m, &resume_tx, &committer, &slots).await,
+                    // Held: a record fetched before the pause took effect waits where it is
+                    // (its partition paused, the position set back to it) until the release.
+                    Ok(m) if hold.is_held() => self.park(&consumer, &m),
+                    Ok(m) => self.dispatch(&consumer, &m, &commands, &committer, &slots).await,
                     Err(e) => {
                         tracing::warn!(error = %e, "consumer error");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -181,7 +199,7 @@ impl Runtime {
         &self,
         consumer: &StreamConsumer,
         msg: &BorrowedMessage<'_>,
-        resume: &mpsc::UnboundedSender<(String, i32)>,
+        commands: &mpsc::UnboundedSender<LoopCommand>,
         committer: &OrderedCommitter<Decided>,
         slots: &KeyedSlots<Attempt>,
     ) {
@@ -193,7 +211,7 @@ impl Runtime {
                 .unwrap_or(0);
             let wait = due - now_ms();
             if wait > 0 {
-                self.park_until_due(consumer, msg, wait, resume);
+                self.park_until_due(consumer, msg, wait, commands);
                 return;
             }
         }
@@ -212,16 +230,40 @@ impl Runtime {
     }
 
     /// Attempts one record and hands its follow-up records, enqueued to the producer, to the
-    /// committer without waiting for their acks. Stopped before the outcome could be
-    /// recorded, the record is left unanswered: nothing from it on is committed.
-    async fn attempt_one(&self, job: Attempt, stop: &CancellationToken) {
+    /// committer without waiting for their acks. While a dependency is down the slot holds
+    /// the record (its loop stops fetching) and tries it again with a growing pause, without
+    /// spending an attempt. Stopped before the outcome could be recorded, the record is left
+    /// unanswered: nothing from it on is committed.
+    async fn attempt_one(&self, job: Attempt, commands: &mpsc::UnboundedSender<LoopCommand>, stop: &CancellationToken) {
         let attempt = job
             .headers
             .get(names::ATTEMPT)
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
             .saturating_add(1);
-        let Some(follow_ups) = self.attempt(&job.msg, &job.headers, attempt, stop).await else {
+        let mut holding = false;
+        let mut backoff = HOLD_FIRST_PROBE;
+        let result = loop {
+            match self.attempt(&job.msg, &job.headers, attempt, stop).await {
+                AttemptResult::Held(outage) => {
+                    if !holding {
+                        holding = true;
+                        let _ = commands.send(LoopCommand::Hold(outage.message));
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => break None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(HOLD_MAX_PROBE);
+                }
+                AttemptResult::Stopped => break None,
+                AttemptResult::Decided(follow_ups) => break Some(follow_ups),
+            }
+        };
+        if holding {
+            let _ = commands.send(LoopCommand::Release);
+        }
+        let Some(follow_ups) = result else {
             return;
         };
         let acks = self.enqueue_all(&follow_ups).await;
@@ -297,12 +339,25 @@ impl Runtime {
         consumer: &StreamConsumer,
         msg: &BorrowedMessage<'_>,
         wait_ms: i64,
-        resume: &mpsc::UnboundedSender<(String, i32)>,
+        commands: &mpsc::UnboundedSender<LoopCommand>,
     ) {
+        self.park(consumer, msg);
+        let (topic, partition) = (msg.topic().to_string(), msg.partition());
+        let commands = commands.clone();
+        let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = commands.send(LoopCommand::Resume(topic, partition));
+        });
+    }
+
+    /// Pauses the partition of `msg` and sets its position back to `msg`, so it is read again
+    /// when the partition is resumed.
+    fn park(&self, consumer: &StreamConsumer, msg: &BorrowedMessage<'_>) {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(msg.topic(), msg.partition());
         if let Err(e) = consumer.pause(&tpl) {
-            tracing::warn!(error = %e, "cannot pause a retry partition");
+            tracing::warn!(error = %e, "cannot pause a partition");
         }
         // Asynchronous (timeout 0): librdkafka raises the partition's version barrier before
         // returning, so records of it fetched before the seek are never handed out, and the
@@ -314,15 +369,8 @@ impl Runtime {
             Offset::Offset(msg.offset()),
             Duration::ZERO,
         ) {
-            tracing::warn!(error = %e, "cannot seek back to a retry record");
+            tracing::warn!(error = %e, "cannot seek back to a parked record");
         }
-        let (topic, partition) = (msg.topic().to_string(), msg.partition());
-        let resume = resume.clone();
-        let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            let _ = resume.send((topic, partition));
-        });
     }
 
     /// The producer of a follow-up: retry and dead-letter records one per batch.
@@ -343,6 +391,77 @@ impl Runtime {
             p.await.map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
         }
         Ok(())
+    }
+}
+
+/// The first pause between two tries of a held record, doubled up to [`HOLD_MAX_PROBE`].
+const HOLD_FIRST_PROBE: Duration = Duration::from_millis(250);
+/// The longest pause between two tries of a held record: how long a dependency that is back
+/// may wait before the worker notices.
+const HOLD_MAX_PROBE: Duration = Duration::from_secs(5);
+
+/// A consume loop's holds: while any attempt slot holds a record because a dependency is
+/// down, the loop's partitions are paused (records wait in Kafka, and the loop keeps polling
+/// so the consumer stays in its group); the last release resumes them.
+/// `worker_consumption_paused{channel,group}` is 1 meanwhile.
+struct Hold {
+    channel: &'static str,
+    group: String,
+    count: usize,
+    since: Option<std::time::Instant>,
+}
+
+impl Hold {
+    fn new(channel: &'static str, group: &str) -> Self {
+        metrics::gauge!("worker_consumption_paused", "channel" => channel, "group" => group.to_string()).set(0.0);
+        Self {
+            channel,
+            group: group.to_string(),
+            count: 0,
+            since: None,
+        }
+    }
+
+    fn is_held(&self) -> bool {
+        self.count > 0
+    }
+
+    fn hold(&mut self, consumer: &StreamConsumer, reason: &str) {
+        self.count += 1;
+        if self.count > 1 {
+            return;
+        }
+        self.since = Some(std::time::Instant::now());
+        match consumer.assignment() {
+            Ok(assignment) => {
+                if let Err(e) = consumer.pause(&assignment) {
+                    tracing::warn!(error = %e, "cannot pause the assignment");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the assignment to pause it"),
+        }
+        metrics::gauge!("worker_consumption_paused", "channel" => self.channel, "group" => self.group.clone()).set(1.0);
+        tracing::error!(group = %self.group, reason, alert = true, "a dependency is down: consumption paused, records wait in Kafka");
+    }
+
+    fn release(&mut self, consumer: &StreamConsumer) {
+        self.count = self.count.saturating_sub(1);
+        if self.count > 0 {
+            return;
+        }
+        // Resuming every partition also resumes a delay tier's partition parked until its
+        // record is due: that record is read again, found not due, and parked again.
+        match consumer.assignment() {
+            Ok(assignment) => {
+                if let Err(e) = consumer.resume(&assignment) {
+                    tracing::warn!(error = %e, "cannot resume the assignment");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the assignment to resume it"),
+        }
+        metrics::gauge!("worker_consumption_paused", "channel" => self.channel, "group" => self.group.clone()).set(0.0);
+        let paused_secs = self.since.take().map(|s| s.elapsed().as_secs_f64()).unwrap_or_default();
+        tracing::info!(group = %self.group, paused_secs, "dependencies answer again: consumption resumed");
     }
 }
 

@@ -11,6 +11,7 @@
 //! | transient failure, tiers used up | the dead-letter topic, class `exhausted` | `dead_lettered` |
 //! | permanent failure | the dead-letter topic, class `permanent` | `dead_lettered` |
 //! | poison record | the dead-letter topic, class `poison`, bytes intact | `dead_lettered` if the id is known |
+//! | a dependency is down (ledger, user-svc, template-svc, registry) | none | none: held, attempted again once it answers |
 //!
 //! A status event needs the notification id: a record whose value cannot be decoded and whose
 //! `notification-id` header is missing or not a UUID gets its dead letter, and no status.
@@ -79,6 +80,11 @@ pub enum Verdict {
     DeadLettered {
         class: ErrorClass,
     },
+    /// Not attempted: `dependency` is down. No attempt is spent and nothing is produced; the
+    /// consumer holds the record (and pauses its loop) until the dependency answers.
+    Held {
+        dependency: &'static str,
+    },
 }
 
 impl Verdict {
@@ -89,6 +95,7 @@ impl Verdict {
             Self::Skipped => "skipped",
             Self::Retried { .. } => "retried",
             Self::DeadLettered { .. } => "dead_lettered",
+            Self::Held { .. } => "held",
         }
     }
 }
@@ -136,6 +143,13 @@ pub fn decide(policy: &Policy<'_>, record: &Attempted<'_>, outcome: &Outcome, no
                 language: Some(language.clone()),
                 ..s
             }),
+        },
+        Outcome::Unavailable(outage) => Decision {
+            verdict: Verdict::Held {
+                dependency: outage.dependency,
+            },
+            failure_record: None,
+            status: None,
         },
         Outcome::Skipped { reason } => Decision {
             verdict: Verdict::Skipped,
@@ -509,6 +523,32 @@ mod tests {
         assert_eq!(header(&r, h::ORIGINAL_PARTITION), Some("2"));
         assert_eq!(header(&r, h::ORIGINAL_OFFSET), Some("41"));
         assert_eq!(header(&r, h::FIRST_FAILURE_AT), Some(NOW.to_string().as_str()));
+    }
+
+    #[test]
+    fn an_outage_of_a_dependency_holds_the_record_without_spending_an_attempt() {
+        let case = Case {
+            tiers: tiers(0, 0),
+            ..Case::new()
+        };
+        // Even with no retry left, an outage is not a failure of the record.
+        let d = case.decide(
+            9,
+            &Outcome::Unavailable(crate::pipeline::Outage {
+                dependency: "delivery ledger",
+                message: "delivery ledger: timed out".into(),
+            }),
+        );
+        assert_eq!(
+            d,
+            Decision {
+                verdict: Verdict::Held {
+                    dependency: "delivery ledger"
+                },
+                failure_record: None,
+                status: None,
+            }
+        );
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub fn register(channel: Channel, provider: &'static str, tiers: &[Tier]) {
         "From acceptance at the gateway to the provider's acceptance, by channel."
     );
     metrics::describe_gauge!(
+        "worker_consumption_paused",
+        "1 while a consume loop holds its records because a dependency every record needs is down, by channel and group."
+    );
+    metrics::describe_gauge!(
         "kafka_consumer_lag",
         "Records behind the partition's high watermark, by consumer group, topic and partition."
     );

@@ -45,6 +45,35 @@ impl Failure {
     }
 }
 
+/// A dependency that every record needs is down (the delivery ledger, user-svc,
+/// template-svc, the schema registry): the attempt did not happen. Not a failure of the
+/// record: it is attempted again once the dependency answers, without spending an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    pub dependency: &'static str,
+    pub message: String,
+}
+
+/// Why an attempt stopped before an outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interrupted {
+    Failed(Failure),
+    Unavailable(Outage),
+}
+
+impl From<Failure> for Interrupted {
+    fn from(f: Failure) -> Self {
+        Self::Failed(f)
+    }
+}
+
+fn outage(dependency: &'static str, message: impl std::fmt::Display) -> Interrupted {
+    Interrupted::Unavailable(Outage {
+        dependency,
+        message: format!("{dependency}: {message}"),
+    })
+}
+
 /// The outcome of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -61,6 +90,17 @@ pub enum Outcome {
         reason: String,
     },
     Failed(Failure),
+    /// Not attempted: a dependency is down (see [`Outage`]).
+    Unavailable(Outage),
+}
+
+impl From<Interrupted> for Outcome {
+    fn from(i: Interrupted) -> Self {
+        match i {
+            Interrupted::Failed(f) => Self::Failed(f),
+            Interrupted::Unavailable(o) => Self::Unavailable(o),
+        }
+    }
 }
 
 /// A decoded notification.
@@ -75,14 +115,14 @@ impl Job {
     }
 }
 
-/// Decodes a record value. Registry outages are transient; undecodable bytes are poison.
-pub async fn decode(registry: &SchemaRegistry, payload: &[u8]) -> Result<Job, Failure> {
+/// Decodes a record value. A registry outage is an [`Outage`]; undecodable bytes are poison.
+pub async fn decode(registry: &SchemaRegistry, payload: &[u8]) -> Result<Job, Interrupted> {
     let schema_id = wire::schema_id(payload).map_err(|e| Failure::poison(format!("not Confluent-framed Avro: {e}")))?;
     let schema = registry.schema_by_id(schema_id).await.map_err(|e| {
         if e.is_not_found() {
-            Failure::poison(format!("unknown schema id {schema_id}: {e}"))
+            Failure::poison(format!("unknown schema id {schema_id}: {e}")).into()
         } else {
-            Failure::transient(format!("schema registry: {e}"))
+            outage("schema registry", e)
         }
     })?;
     // A missing or malformed id fails here, as the rest of an undecodable value does.
@@ -91,12 +131,13 @@ pub async fn decode(registry: &SchemaRegistry, payload: &[u8]) -> Result<Job, Fa
     Ok(Job { event })
 }
 
-fn lookup_failure(what: &str, e: LookupError) -> Failure {
+fn lookup_failure(what: &'static str, e: LookupError) -> Interrupted {
     match e {
-        // A bad answer will not get better by itself; anything else (down, timeout, our own
-        // token refused: a configuration problem) is retried so nothing is lost.
-        LookupError::Invalid { .. } => Failure::permanent(format!("{what}: {e}")),
-        other => Failure::transient(format!("{what}: {other}")),
+        // A bad answer will not get better by itself.
+        LookupError::Invalid { .. } => Failure::permanent(format!("{what}: {e}")).into(),
+        // Down, timing out, or refusing our own token (a configuration problem): every
+        // record needs it, so none is attempted until it answers again.
+        LookupError::Unavailable { .. } | LookupError::Unauthorized { .. } => outage(what, e),
     }
 }
 
@@ -114,7 +155,7 @@ impl Pipeline {
     pub async fn deliver(&self, job: &Job, correlation_id: &str, traceparent: Option<&str>) -> Outcome {
         match self.try_deliver(job, correlation_id, traceparent).await {
             Ok(outcome) => outcome,
-            Err(f) => Outcome::Failed(f),
+            Err(i) => i.into(),
         }
     }
 
@@ -123,13 +164,14 @@ impl Pipeline {
         job: &Job,
         correlation_id: &str,
         traceparent: Option<&str>,
-    ) -> Result<Outcome, Failure> {
+    ) -> Result<Outcome, Interrupted> {
         let ev = &job.event;
         if ev.channel != self.channel {
             return Err(Failure::permanent(format!(
                 "a {} notification reached the {} worker",
                 ev.channel, self.channel
-            )));
+            ))
+            .into());
         }
         let Some(recipient) = self
             .users
@@ -176,7 +218,8 @@ impl Pipeline {
                 ev.template_code,
                 template.channel.as_str(),
                 self.channel
-            )));
+            ))
+            .into());
         }
         let variables: Map<String, Value> = serde_json::from_str(&ev.variables_json)
             .map_err(|e| Failure::poison(format!("variables_json is not a JSON object: {e}")))?;
@@ -193,7 +236,7 @@ impl Pipeline {
                 .ledger
                 .delivered(job.notification_id(), self.channel, target)
                 .await
-                .map_err(|e| Failure::transient(e.to_string()))?;
+                .map_err(|e| outage("delivery ledger", e))?;
             if done {
                 continue;
             }
@@ -230,11 +273,7 @@ impl Pipeline {
             match result {
                 Ok(_) => {
                     sent_now += 1;
-                    if let Err(e) = self.ledger.record(job.notification_id(), self.channel, target).await {
-                        // Sent but not remembered: a redelivery would send again. Logged; the
-                        // email's deterministic Message-ID still lets receivers drop it.
-                        tracing::warn!(notification_id = %job.notification_id(), error = %e, "delivery not recorded in the ledger");
-                    }
+                    self.remember(job.notification_id(), target).await;
                 }
                 Err(ProviderError::Permanent(m)) => rejected.push(m),
                 Err(ProviderError::Transient(m)) => {
@@ -243,10 +282,10 @@ impl Pipeline {
             }
         }
         if let Some(m) = transient {
-            return Err(Failure::transient(m));
+            return Err(Failure::transient(m).into());
         }
         if rejected.len() == targets.len() {
-            return Err(Failure::permanent(rejected.join("; ")));
+            return Err(Failure::permanent(rejected.join("; ")).into());
         }
         Ok(Outcome::Sent {
             template_version: template.version,
@@ -254,5 +293,23 @@ impl Pipeline {
             sent_now,
             rejected,
         })
+    }
+
+    /// Records a delivery in the ledger, trying a few times over about 3 s: the message is
+    /// with the provider, and a redelivery before the ledger knows would send it again. If
+    /// Redis stays unreachable that long the duplicate window stays open (logged).
+    async fn remember(&self, id: NotificationId, target: &str) {
+        let mut backoff = std::time::Duration::from_millis(100);
+        for _ in 0..5 {
+            match self.ledger.record(id, self.channel, target).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(notification_id = %id, error = %e, "delivery not recorded in the ledger yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+        tracing::error!(notification_id = %id, alert = true, "delivery not recorded in the ledger: a redelivery would send it again");
     }
 }

@@ -1,0 +1,93 @@
+//! Dependency outages that hit every record: the worker holds its records in Kafka instead of
+//! spending their retries, and resumes by itself when the dependency is back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::{statuses, Stack, Tiers};
+use serde_json::json;
+use test_support::redis::PrivateRedis;
+
+const T: Duration = Duration::from_secs(60);
+
+/// The value of `worker_consumption_paused` for the worker's main group, from its `/metrics`.
+async fn paused(http: &reqwest::Client, worker_url: &str) -> Option<f64> {
+    let text = http
+        .get(format!("{worker_url}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .filter(|l| l.starts_with("worker_consumption_paused{") && !l.contains(".priority"))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_ledger_outage_longer_than_the_retry_schedule_dead_letters_nothing_and_delivers_everything_after() {
+    // The whole retry schedule takes 0.4 s: 1 attempt after 200 ms, 1 after another 200 ms.
+    let tiers = Tiers {
+        first_delay_ms: 200,
+        first_attempts: 1,
+        second_delay_ms: 200,
+        second_attempts: 1,
+    };
+    let mut redis = PrivateRedis::start();
+    let mut s = Stack::start(tiers).await;
+    s.welcome_template().await;
+    let user = s
+        .create_user("grace@example.com", None, json!({"email": true, "push": false}))
+        .await;
+    // Only the worker uses the private Redis (its ledger and its lookup cache).
+    let w = s.add_email_worker_env(&[("APP_REDIS_URL", redis.url())]).await;
+    let worker_url = s.workers[w].url();
+    let vars = json!({"name": "Grace", "link": "https://x.test"});
+    let first = s.send("email", user, "welcome_email", vars.clone(), "before", 1).await;
+    s.wait_status(first, "sent", T).await;
+    assert_eq!(paused(&s.http, &worker_url).await, Some(0.0));
+
+    redis.stop();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            s.send("email", user, "welcome_email", vars.clone(), &format!("during-{i}"), 1)
+                .await,
+        );
+    }
+    test_support::wait_for("the worker to pause consumption", T, || async {
+        (paused(&s.http, &worker_url).await == Some(1.0)).then_some(())
+    })
+    .await;
+    // The outage lasts ten times the retry schedule; meanwhile nothing moves.
+    let paused_at = Instant::now();
+    while paused_at.elapsed() < Duration::from_secs(4) {
+        for id in &ids {
+            let n = s.notification(*id).await;
+            assert_eq!(statuses(&n), vec!["pending".to_string()], "no attempt is spent: {n}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(s.smtp.messages().len(), 1, "nothing sent while the ledger is down");
+
+    redis.restart();
+    for id in &ids {
+        let n = s.wait_status(*id, "sent", T).await;
+        assert_eq!(
+            statuses(&n),
+            vec!["pending".to_string(), "sent".to_string()],
+            "delivered on its first attempt, never retried or dead-lettered: {n}"
+        );
+    }
+    let ids_sent = s.smtp.message_ids();
+    assert_eq!(ids_sent.len(), 6, "each notification exactly once: {ids_sent:?}");
+    assert_eq!(harness::counts(&ids_sent).len(), 6, "no duplicate: {ids_sent:?}");
+    test_support::wait_for("the worker to resume", T, || async {
+        (paused(&s.http, &worker_url).await == Some(0.0)).then_some(())
+    })
+    .await;
+}
