@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Policy check of rendered Kubernetes manifests: what the schemas cannot say.
+
+For every container (and init container) of every workload (Deployment, StatefulSet,
+DaemonSet, Job, CronJob):
+  - resource requests and limits, both cpu and memory;
+  - runAsNonRoot (the container's or its pod's), allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true;
+  - long-running workloads (not Jobs): a readiness and a liveness probe, and the liveness probe
+    must not be the readiness probe (liveness must not fail because a dependency is down: the
+    services serve it on GET /health/live), and terminationGracePeriodSeconds set.
+For the platform as a whole:
+  - each Deployment/StatefulSet has a PodDisruptionBudget selecting its pods;
+  - a workload an HPA or a KEDA ScaledObject scales sets no `replicas` (each apply would reset it);
+  - no Secret object is rendered (secrets come from the ExternalSecret, never from the repo);
+  - each ScaledObject's maxReplicaCount <= APP_KAFKA_PARTITIONS (ConfigMap notify-config), and
+    its kafka triggers name the consumer groups the services use: `<APP_KAFKA_TOPIC_PREFIX>
+    <service>` and, for the delivery workers, `<prefix><service>.priority` too.
+
+  check-policy.py FILE...        exit 1 naming object, container and rule on any violation
+  check-policy.py --self-test    every deploy/k8s/tests/policy-*.yaml must fail, with the message
+                                 its `# expect:` line names
+
+Standard library plus PyYAML (deploy/check-k8s.sh runs it with the kubernetes-validate venv).
+"""
+
+import argparse
+import glob
+import os
+import sys
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
+# Workers that consume a priority topic in a second group `<group>.priority`.
+PRIORITY_GROUP_SERVICES = {"email-worker", "push-worker"}
+
+
+def load_objects(paths):
+    objects = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            objects.extend(doc for doc in yaml.safe_load_all(f) if isinstance(doc, dict))
+    return objects
+
+
+def name_of(obj):
+    return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+
+
+def pod_spec(obj):
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    return ((spec.get("template") or {}).get("spec")) or {}
+
+
+def pod_labels(obj):
+    spec = obj.get("spec") or {}
+    return (((spec.get("template") or {}).get("metadata")) or {}).get("labels") or {}
+
+
+def container_problems(obj, pod, container):
+    kind = obj["kind"]
+    problems = []
+    resources = container.get("resources") or {}
+    for section in ("requests", "limits"):
+        for resource in ("cpu", "memory"):
+            if resource not in (resources.get(section) or {}):
+                problems.append(f"no {resource} in resources.{section}")
+    sc = container.get("securityContext") or {}
+    pod_sc = pod.get("securityContext") or {}
+    if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
+        problems.append("runAsNonRoot is not true (container or pod securityContext)")
+    if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+        problems.append("runAsUser is 0 (root)")
+    if sc.get("allowPrivilegeEscalation") is not False:
+        problems.append("allowPrivilegeEscalation is not false")
+    if sc.get("readOnlyRootFilesystem") is not True:
+        problems.append("readOnlyRootFilesystem is not true")
+    if kind in LONG_RUNNING and container in (pod.get("containers") or []):
+        readiness, liveness = container.get("readinessProbe"), container.get("livenessProbe")
+        if not readiness:
+            problems.append("no readinessProbe")
+        if not liveness:
+            problems.append("no livenessProbe")
+        if readiness and liveness and readiness.get("httpGet") and readiness.get("httpGet") == liveness.get("httpGet"):
+            problems.append("livenessProbe is the readinessProbe: a dependency outage would restart the pod")
+    return problems
+
+
+def selects(selector, labels):
+    match = (selector or {}).get("matchLabels") or {}
+    return bool(match) and all(labels.get(k) == v for k, v in match.items())
+
+
+def config_value(objects, key):
+    for obj in objects:
+        name = (obj.get("metadata") or {}).get("name", "")
+        if obj.get("kind") == "ConfigMap" and name.startswith("notify-config"):
+            return (obj.get("data") or {}).get(key)
+    return None
+
+
+def platform_problems(objects):
+    problems = []
+    pdbs = [o for o in objects if o.get("kind") == "PodDisruptionBudget"]
+    scaled = set()
+    for obj in objects:
+        if obj.get("kind") == "HorizontalPodAutoscaler":
+            ref = obj["spec"]["scaleTargetRef"]
+            scaled.add((ref.get("kind"), ref.get("name")))
+        elif obj.get("kind") == "ScaledObject":
+            ref = obj["spec"]["scaleTargetRef"]
+            scaled.add((ref.get("kind", "Deployment"), ref.get("name")))
+    for obj in objects:
+        kind, name = obj.get("kind"), (obj.get("metadata") or {}).get("name")
+        if kind == "Secret":
+            problems.append((name_of(obj), "a Secret is rendered: secrets come from the ExternalSecret, never from the repo"))
+        if kind in ("Deployment", "StatefulSet"):
+            labels = pod_labels(obj)
+            if not any(selects(p["spec"].get("selector"), labels) for p in pdbs):
+                problems.append((name_of(obj), "no PodDisruptionBudget selects its pods"))
+            if (kind, name) in scaled and "replicas" in obj["spec"]:
+                problems.append((name_of(obj), "sets replicas although an autoscaler owns them"))
+    partitions = config_value(objects, "APP_KAFKA_PARTITIONS")
+    prefix = config_value(objects, "APP_KAFKA_TOPIC_PREFIX") or ""
+    for obj in objects:
+        if obj.get("kind") != "ScaledObject":
+            continue
+        spec = obj["spec"]
+        target = spec["scaleTargetRef"]["name"]
+        if partitions is None:
+            problems.append((name_of(obj), "no APP_KAFKA_PARTITIONS in ConfigMap notify-config to bound maxReplicaCount"))
+        elif spec.get("maxReplicaCount", 100) > int(partitions):
+            problems.append((name_of(obj), f"maxReplicaCount {spec.get('maxReplicaCount', 100)} > "
+                                           f"APP_KAFKA_PARTITIONS {partitions}: the extra consumers would idle"))
+        groups = {t["metadata"].get("consumerGroup") for t in spec.get("triggers", []) if t.get("type") == "kafka"}
+        wanted = {prefix + target}
+        if target in PRIORITY_GROUP_SERVICES:
+            wanted.add(prefix + target + ".priority")
+        for group in sorted(wanted - groups):
+            problems.append((name_of(obj), f"no kafka trigger on consumer group '{group}'"))
+        for group in sorted(groups - wanted):
+            problems.append((name_of(obj), f"kafka trigger on '{group}', a group {target} does not use"))
+    return problems
+
+
+def check(objects):
+    problems = []
+    for obj in objects:
+        if obj.get("kind") not in WORKLOADS:
+            continue
+        pod = pod_spec(obj)
+        if obj["kind"] in LONG_RUNNING and "terminationGracePeriodSeconds" not in pod:
+            problems.append((name_of(obj), "no terminationGracePeriodSeconds (the default 30 s may cut a drain)"))
+        for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+            for problem in container_problems(obj, pod, container):
+                problems.append((f"{name_of(obj)} container {container.get('name')}", problem))
+    return problems + platform_problems(objects)
+
+
+def self_test():
+    fixtures = sorted(glob.glob(os.path.join(HERE, "tests", "policy-*.yaml")))
+    if not fixtures:
+        print("[check-policy] self-test: no fixtures found", file=sys.stderr)
+        return 1
+    ok = True
+    for path in fixtures:
+        with open(path, encoding="utf-8") as f:
+            expect = next((l.split(":", 1)[1].strip() for l in f if l.startswith("# expect:")), None)
+        problems = [f"{where}: {what}" for where, what in check(load_objects([path]))]
+        base = os.path.basename(path)
+        if not problems:
+            print(f"[check-policy] self-test: {base} passed but must fail", file=sys.stderr)
+            ok = False
+        elif expect and not any(expect in p for p in problems):
+            print(f"[check-policy] self-test: {base} failed, but not with '{expect}': {problems}", file=sys.stderr)
+            ok = False
+        else:
+            print(f"[check-policy] self-test: {base} rejected as expected ({next(p for p in problems if not expect or expect in p)})")
+    return 0 if ok else 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="*")
+    parser.add_argument("--self-test", action="store_true")
+    args = parser.parse_args()
+    if args.self_test:
+        return self_test()
+    if not args.files:
+        parser.error("no files given")
+    objects = load_objects(args.files)
+    problems = check(objects)
+    for where, what in problems:
+        print(f"[check-policy] {where}: {what}", file=sys.stderr)
+    if problems:
+        return 1
+    workloads = sum(1 for o in objects if o.get("kind") in WORKLOADS)
+    print(f"[check-policy] {workloads} workloads: limits, probes, non-root, read-only root, no escalation, "
+          "disruption budgets, autoscaling bounds: all good")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
