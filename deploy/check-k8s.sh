@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Offline checks of the Kubernetes manifests (deploy/k8s/):
-#   1. `kubectl kustomize` renders each overlay (deploy/k8s/overlays/*);
+#   1. `kubectl kustomize` renders each overlay (deploy/k8s/overlays/*) the way a release does:
+#      through deploy/k8s/release.sh with every image pinned by digest (a sample images file,
+#      deploy/k8s/tests/release-images.txt);
 #   2. every rendered object is valid: Kubernetes schemas, strict (PyPI kubernetes-validate,
 #      pinned below), and the KEDA / External Secrets schemas of deploy/k8s/schemas/
 #      (deploy/k8s/check-manifests.py);
@@ -40,6 +42,15 @@ if [ "${1:-}" = "--self-test" ]; then
   else
     log "self-test: tests/broken-overlay does not render (a patch without its target), as expected"
   fi
+  if errors=$(bash "$K8S/release.sh" render staging "$K8S/tests/release-images-incomplete.txt" 2>&1 >/dev/null); then
+    log "self-test: a release without the register-schemas image rendered but must fail" >&2
+    status=1
+  elif ! grep -q "has no line for register-schemas" <<<"$errors"; then
+    log "self-test: the incomplete release failed, but not on its missing image: $errors" >&2
+    status=1
+  else
+    log "self-test: a release missing an image does not render, as expected"
+  fi
   "$py" "$K8S/check-manifests.py" --self-test || status=1
   "$py" "$K8S/check-policy.py" --self-test || status=1
   exit $status
@@ -50,13 +61,13 @@ trap 'rm -rf "$out"' EXIT
 status=0
 for overlay in "$K8S"/overlays/*/; do
   name=$(basename "$overlay")
-  if ! render "$overlay" >"$out/$name.yaml"; then
+  if ! bash "$K8S/release.sh" render "$name" "$K8S/tests/release-images.txt" >"$out/$name.yaml"; then
     log "overlay $name does not render" >&2
     status=1
     continue
   fi
   log "overlay $name: $(grep -c '^kind:' "$out/$name.yaml") objects rendered"
   "$py" "$K8S/check-manifests.py" "$out/$name.yaml" || status=1
-  "$py" "$K8S/check-policy.py" "$out/$name.yaml" || status=1
+  "$py" "$K8S/check-policy.py" --released "$out/$name.yaml" || status=1
 done
 exit $status

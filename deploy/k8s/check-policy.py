@@ -18,6 +18,8 @@ For the platform as a whole:
     <service>` and, for the delivery workers, `<prefix><service>.priority` too.
 
   check-policy.py FILE...        exit 1 naming object, container and rule on any violation
+  check-policy.py --released F   also: no image is a base placeholder (notify-platform/…): a
+                                 release pins every one of ours by digest
   check-policy.py --self-test    every deploy/k8s/tests/policy-*.yaml must fail, with the message
                                  its `# expect:` line names
 
@@ -148,7 +150,7 @@ def platform_problems(objects):
     return problems
 
 
-def check(objects):
+def check(objects, released=False):
     problems = []
     for obj in objects:
         if obj.get("kind") not in WORKLOADS:
@@ -157,8 +159,14 @@ def check(objects):
         if obj["kind"] in LONG_RUNNING and "terminationGracePeriodSeconds" not in pod:
             problems.append((name_of(obj), "no terminationGracePeriodSeconds (the default 30 s may cut a drain)"))
         for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+            where = f"{name_of(obj)} container {container.get('name')}"
             for problem in container_problems(obj, pod, container):
-                problems.append((f"{name_of(obj)} container {container.get('name')}", problem))
+                problems.append((where, problem))
+            image = container.get("image", "")
+            if released and image.startswith("notify-platform/"):
+                problems.append((where, f"image {image} is the base's placeholder, not a released digest"))
+            elif released and image.startswith("ghcr.io/") and "@sha256:" not in image:
+                problems.append((where, f"image {image} is not pinned by digest"))
     return problems + platform_problems(objects)
 
 
@@ -188,13 +196,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*")
     parser.add_argument("--self-test", action="store_true")
+    parser.add_argument("--released", action="store_true")
     args = parser.parse_args()
     if args.self_test:
         return self_test()
     if not args.files:
         parser.error("no files given")
     objects = load_objects(args.files)
-    problems = check(objects)
+    problems = check(objects, released=args.released)
     for where, what in problems:
         print(f"[check-policy] {where}: {what}", file=sys.stderr)
     if problems:

