@@ -12,6 +12,9 @@ DaemonSet, Job, CronJob):
 For the platform as a whole:
   - each Deployment/StatefulSet has a PodDisruptionBudget selecting its pods;
   - a workload an HPA or a KEDA ScaledObject scales sets no `replicas` (each apply would reset it);
+  - every APP_* variable a service's container gets (env, and envFrom ConfigMaps) is one its
+    code reads (the rule and the crate list of deploy/check-env.py, which checks the compose
+    file the same way): a misspelt variable would be silently ignored;
   - no Secret object is rendered (secrets come from the ExternalSecret, never from the repo);
   - each ScaledObject's maxReplicaCount <= APP_KAFKA_PARTITIONS (ConfigMap notify-config), and
     its kafka triggers name the consumer groups the services use: `<APP_KAFKA_TOPIC_PREFIX>
@@ -28,12 +31,24 @@ Standard library plus PyYAML (deploy/check-k8s.sh runs it with the kubernetes-va
 
 import argparse
 import glob
+import importlib.util
 import os
 import sys
 
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def _check_env():
+    spec = importlib.util.spec_from_file_location("check_env", os.path.join(REPO_ROOT, "deploy", "check-env.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CHECK_ENV = _check_env()
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
 # Workers that consume a priority topic in a second group `<group>.priority`.
@@ -106,6 +121,35 @@ def config_value(objects, key):
     return None
 
 
+def config_maps(objects):
+    return {(o.get("metadata") or {}).get("name"): (o.get("data") or {}) for o in objects if o.get("kind") == "ConfigMap"}
+
+
+def variables_read_by(service, _cache={}):
+    """The APP_* names the service's crate or the shared crates name, or None when unknown."""
+    crate = CHECK_ENV.SERVICE_CRATES.get(service)
+    if crate is None or not os.path.isdir(os.path.join(REPO_ROOT, crate)):
+        return None
+    if service not in _cache:
+        names = CHECK_ENV.literals_in(REPO_ROOT, crate)
+        for shared in CHECK_ENV.SHARED_CRATES:
+            names |= CHECK_ENV.literals_in(REPO_ROOT, shared)
+        _cache[service] = names
+    return _cache[service]
+
+
+def variable_problems(obj, container, maps):
+    known = variables_read_by(container.get("name"))
+    if known is None:
+        return []
+    given = {e["name"] for e in container.get("env") or [] if "name" in e}
+    for source in container.get("envFrom") or []:
+        ref = (source.get("configMapRef") or {}).get("name")
+        given |= set(maps.get(ref, {}))
+    return [f"{name} is not read by {container['name']}'s code (misspelt?)"
+            for name in sorted(given) if name.startswith("APP_") and name not in known]
+
+
 def platform_problems(objects):
     problems = []
     pdbs = [o for o in objects if o.get("kind") == "PodDisruptionBudget"]
@@ -152,6 +196,7 @@ def platform_problems(objects):
 
 def check(objects, released=False):
     problems = []
+    maps = config_maps(objects)
     for obj in objects:
         if obj.get("kind") not in WORKLOADS:
             continue
@@ -160,7 +205,7 @@ def check(objects, released=False):
             problems.append((name_of(obj), "no terminationGracePeriodSeconds (the default 30 s may cut a drain)"))
         for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
             where = f"{name_of(obj)} container {container.get('name')}"
-            for problem in container_problems(obj, pod, container):
+            for problem in container_problems(obj, pod, container) + variable_problems(obj, container, maps):
                 problems.append((where, problem))
             image = container.get("image", "")
             if released and image.startswith("notify-platform/"):
@@ -210,7 +255,7 @@ def main():
         return 1
     workloads = sum(1 for o in objects if o.get("kind") in WORKLOADS)
     print(f"[check-policy] {workloads} workloads: limits, probes, non-root, read-only root, no escalation, "
-          "disruption budgets, autoscaling bounds: all good")
+          "APP_* names, disruption budgets, autoscaling bounds: all good")
     return 0
 
 
