@@ -5,8 +5,8 @@ use std::net::TcpListener;
 
 use actix_web::{dev::Server, middleware, web, App, HttpServer};
 use anyhow::Context;
-use notify_lookup::Cache;
 use notify_kit::auth::{JwtIssuer, JwtVerifier};
+use notify_lookup::Cache;
 
 use crate::{
     db,

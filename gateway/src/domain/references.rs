@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
+use notify_kit::{auth::JwtIssuer, FieldError};
 use notify_lookup::{
-    Cache, LookupError, LookupSettings, TemplateLookup, TokenSource, RecipientLookup, SCOPE_TEMPLATES_READ,
+    Cache, LookupError, LookupSettings, RecipientLookup, TemplateLookup, TokenSource, SCOPE_TEMPLATES_READ,
     SCOPE_USERS_READ,
 };
-use notify_kit::{auth::JwtIssuer, FieldError};
 use notify_schemas::Channel;
 use notify_templates::{Language, TemplateCode};
 use uuid::Uuid;

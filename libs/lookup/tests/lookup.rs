@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use notify_kit::settings::SecretUrl;
 use notify_lookup::{
-    keys, Cache, CacheSettings, LookupError, Platform, TemplateLookup, TokenSource, RecipientLookup,
+    keys, Cache, CacheSettings, LookupError, Platform, RecipientLookup, TemplateLookup, TokenSource,
     SCOPE_TEMPLATES_READ, SCOPE_USERS_READ,
 };
-use notify_kit::settings::SecretUrl;
 use notify_templates::{Channel, Language, TemplateCode, TemplateContent};
 use redis::AsyncCommands;
 use serde_json::{json, Value};

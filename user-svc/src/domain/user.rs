@@ -1,8 +1,8 @@
 //! Request bodies, validated field by field (snake_case only; unknown fields rejected;
 //! every problem reported with its field).
 
-use notify_lookup::{Platform, Preferences};
 use notify_kit::{validate, FieldError};
+use notify_lookup::{Platform, Preferences};
 use notify_templates::Language;
 use serde_json::{Map, Value};
 

@@ -5,8 +5,8 @@ pub mod health;
 pub mod openapi;
 pub mod users;
 
-use notify_lookup::Cache;
 use notify_kit::auth::JwtIssuer;
+use notify_lookup::Cache;
 use sqlx::PgPool;
 
 use crate::password::Passwords;
