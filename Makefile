@@ -30,9 +30,9 @@ lint:
 deny:
 	@set -e; deny="$$(bash deploy/local/install-cargo-deny.sh)"; \
 	if [ "$${ADVISORY_DB_FETCH:-0}" = 1 ]; then \
-	  "$$deny" deny fetch db && "$$deny" deny check; \
+	  "$$deny" deny fetch db && "$$deny" deny check --hide-inclusion-graph; \
 	else \
-	  cargo fetch --locked --quiet && "$$deny" deny --offline check; \
+	  cargo fetch --locked --quiet && "$$deny" deny --offline check --hide-inclusion-graph; \
 	fi
 
 fmt:

@@ -41,8 +41,14 @@ else
   done
 fi
 
+if [ "${ADVISORY_DB_FETCH:-0}" = 1 ]; then
+  # `make deny` fetches the database into db-path itself (a runner with network, no snapshot).
+  log "ADVISORY_DB_FETCH=1: the advisory database is fetched, not copied"
+  echo "$DENY_BIN"
+  exit 0
+fi
 if [ ! -f "$ADVISORY_DB_SRC/SNAPSHOT.md" ]; then
-  log "no advisory database snapshot at $ADVISORY_DB_SRC (set ADVISORY_DB_SRC)"
+  log "no advisory database snapshot at $ADVISORY_DB_SRC (set ADVISORY_DB_SRC, or ADVISORY_DB_FETCH=1 to fetch it)"
   exit 1
 fi
 snapshot=$(sha256sum "$ADVISORY_DB_SRC/SNAPSHOT.md" | cut -c1-16)
