@@ -21,6 +21,12 @@ ADVISORY_DB_SRC="${ADVISORY_DB_SRC:-$REPO_ROOT/../shared/advisory-db}"
 
 log() { echo "[install-cargo-deny] $*" >&2; }
 
+# One install at a time: .ci/run starts this in the background while `make lint` may call it
+# too; the second waits for the first instead of building again.
+mkdir -p "$TOOLS_DIR"
+exec 9>"$TOOLS_DIR/.install-cargo-deny.lock"
+flock 9
+
 if [ -x "$DENY_BIN" ] && [ -f "$DENY_ROOT/.installed-$CARGO_DENY_VERSION" ]; then
   log "cargo-deny $CARGO_DENY_VERSION already installed at $DENY_BIN"
 else
