@@ -17,10 +17,23 @@ stop:
 test:
 	bash deploy/local/test.sh
 
-## lint: formatting and clippy, warnings are errors
+## lint: formatting, clippy (warnings are errors), then cargo deny (advisories, licenses, bans,
+## sources; deny.toml), cargo-deny installed first by deploy/local/install-cargo-deny.sh
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(MAKE) --no-print-directory deny
+
+## deny: cargo deny against the offline advisory-database snapshot (../shared/advisory-db);
+## ADVISORY_DB_FETCH=1 fetches the database instead (CI runners without the snapshot)
+.PHONY: deny
+deny:
+	@set -e; deny="$$(bash deploy/local/install-cargo-deny.sh)"; \
+	if [ "$${ADVISORY_DB_FETCH:-0}" = 1 ]; then \
+	  "$$deny" deny fetch db && "$$deny" deny check --hide-inclusion-graph; \
+	else \
+	  cargo fetch --locked --quiet && "$$deny" deny --offline check --hide-inclusion-graph; \
+	fi
 
 fmt:
 	cargo fmt --all
@@ -46,13 +59,20 @@ stack-up:
 stack-down:
 	bash deploy/local/stack.sh down
 
-## check-deploy: validate the deployment files without a container engine: the compose file
-## against the Compose schema, its APP_* variables against the code, Prometheus config, alert
-## rules and their unit tests, every dashboard/alert query; every relative link of the docs
+## check-deploy: validate the deployment files without a container engine or a cluster: the
+## compose file against the Compose schema, its APP_* variables against the code, Prometheus
+## config, alert rules and their unit tests, every dashboard/alert query; the GitHub workflows
+## (actionlint) and the Dockerfile (hadolint); each Kubernetes overlay rendered, validated
+## (Kubernetes, KEDA, External Secrets schemas) and policy-checked; every relative link of the
+## docs. Each check also proves on a broken fixture that it can fail (--self-test).
 .PHONY: check-deploy
 check-deploy:
 	@status=0; \
 	bash deploy/check-compose.sh || status=1; \
+	bash deploy/check-ci.sh --self-test || status=1; \
+	bash deploy/check-ci.sh || status=1; \
+	bash deploy/check-k8s.sh --self-test || status=1; \
+	bash deploy/check-k8s.sh || status=1; \
 	python3 deploy/check-env.py --self-test || status=1; \
 	python3 deploy/check-env.py || status=1; \
 	bash deploy/check-prometheus.sh || status=1; \
@@ -60,6 +80,22 @@ check-deploy:
 	python3 deploy/check-links.py || status=1; \
 	if [ $$status -ne 0 ]; then echo "[check-deploy] FAILED (see above)" >&2; else echo "[check-deploy] all deployment checks passed"; fi; \
 	exit $$status
+
+## k8s-render / k8s-deploy / k8s-smoke: a Kubernetes overlay (deploy/k8s/overlays/$(OVERLAY))
+## with the images of IMAGES (<service>=<repository>@sha256:<digest> per line) rendered, applied
+## in order (config → deploy-step Jobs → services, waiting for each), and smoke-checked
+## (SMOKE_TOKEN, SMOKE_USER_ID; deploy/k8s/smoke.sh). The release workflow runs these.
+OVERLAY ?= staging
+IMAGES ?= release-images.txt
+.PHONY: k8s-render k8s-deploy k8s-smoke
+k8s-render:
+	bash deploy/k8s/release.sh render $(OVERLAY) $(IMAGES)
+
+k8s-deploy:
+	bash deploy/k8s/release.sh deploy $(OVERLAY) $(IMAGES)
+
+k8s-smoke:
+	bash deploy/k8s/release.sh smoke $(OVERLAY)
 
 # Images: one per binary, all from deploy/docker/Dockerfile (SERVICE = binary, PORT = its port).
 DOCKER_SERVICES := gateway:8080 outbox-relay:8090 user-svc:8082 template-svc:8083 \

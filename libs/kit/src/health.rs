@@ -1,5 +1,6 @@
 //! `GET /health` reports: the state of each dependency, and whether the service is ready.
 //! Readiness (503) fails only on *hard* dependencies; soft ones are reported but tolerated.
+//! `GET /health/live` ([`live`]) checks no dependency: the process answers, so it is alive.
 
 use actix_web::{http::StatusCode, HttpResponse};
 use serde::Serialize;
@@ -50,6 +51,13 @@ impl HealthReport {
         body.success = status.is_success();
         body.respond(status)
     }
+}
+
+/// Liveness: 200 whenever the process serves HTTP. It checks no dependency, so an
+/// orchestrator restarts a wedged process, never one whose database or broker is down (that is
+/// readiness, `GET /health`).
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(ApiResponse::ok("alive", "alive"))
 }
 
 /// Runs a check with a timeout and times it.

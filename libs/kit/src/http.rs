@@ -52,20 +52,52 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
         .app_data(query_config());
 }
 
+/// The routes every background service's ops server adds to its own `GET /health`:
+/// `GET /metrics` and the dependency-free liveness probe `GET /health/live`.
+pub fn ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(crate::metrics::endpoint))
+        .route("/health/live", web::get().to(crate::health::live));
+}
+
 /// The HTTP server of a background service (relay, workers, projector): what `configure`
-/// registers (its `GET /health` and state) plus `GET /metrics`, on one worker thread, with
+/// registers (its `GET /health` and state) plus [`ops_routes`], on one worker thread, with
 /// signals left to the service (it drains its own work first).
 pub fn ops_server<F>(listener: std::net::TcpListener, configure: F) -> std::io::Result<actix_web::dev::Server>
 where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
-    Ok(actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .configure(configure.clone())
-            .route("/metrics", web::get().to(crate::metrics::endpoint))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run())
+    Ok(
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()).configure(ops_routes))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)?
+            .run(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{http::StatusCode, test, web, App, HttpResponse};
+
+    #[actix_web::test]
+    async fn the_ops_server_is_alive_while_its_readiness_fails() {
+        // A service whose hard dependency is down: readiness answers 503.
+        let app = test::init_service(
+            App::new()
+                .route(
+                    "/health",
+                    web::get().to(|| async { HttpResponse::ServiceUnavailable().finish() }),
+                )
+                .configure(super::ops_routes),
+        )
+        .await;
+
+        let ready = test::call_service(&app, test::TestRequest::get().uri("/health").to_request()).await;
+        let live = test::call_service(&app, test::TestRequest::get().uri("/health/live").to_request()).await;
+
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(live.status(), StatusCode::OK);
+        let body: serde_json::Value = test::read_body_json(live).await;
+        assert_eq!(body["data"], "alive");
+    }
 }
