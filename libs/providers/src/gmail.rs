@@ -132,11 +132,8 @@ impl Provider for GmailProvider {
             (status, headers, body) = self.post(&raw).await?;
         }
         if status.is_success() {
-            let id = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|j| j.get("id").and_then(|v| v.as_str()).map(str::to_string));
             return Ok(ProviderReceipt {
-                provider_message_id: id,
+                provider_message_id: http::json_str(&body, "id"),
                 provider: Some("gmail"),
             });
         }

@@ -51,6 +51,12 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     wait.map(|w| w.min(Duration::from_secs(86_400)))
 }
 
+/// The string at `key` of a JSON object body (a message id, an error message), if any.
+pub fn json_str(body: &str, key: &str) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_str(body).ok()?;
+    json.get(key).and_then(|v| v.as_str()).map(str::to_string)
+}
+
 /// The classes every API agrees on, or `None` for the provider to decide: 401 and 403 are
 /// our credentials (transient and alert), 408/429 and 5xx transient (with `Retry-After`),
 /// 413 a message too large (permanent), a redirect or 1xx transient.

@@ -32,6 +32,12 @@ pub use push::{DeviceToken, HttpPushProvider, InvalidDeviceToken, PushSettings};
 pub use sendgrid::{SendGridProvider, SendGridSettings};
 pub use smtp::{DkimSettings, SmtpProvider, SmtpSettings, SmtpTls};
 
+/// A plain host name: letters, digits, `.` and `-`, not empty (a Message-ID domain, a DKIM
+/// selector or domain, a Mailgun sending domain).
+pub(crate) fn is_host_name(value: &str) -> bool {
+    !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+}
+
 /// `{base}{path}` as an http(s) URL; `var` names the base's variable in the error.
 pub(crate) fn api_url(base: &str, path: &str, var: &str) -> Result<reqwest::Url, notify_kit::settings::SettingsError> {
     let url = reqwest::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))

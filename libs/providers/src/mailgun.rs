@@ -67,12 +67,7 @@ impl MailgunSettings {
     }
 
     fn messages_url(&self) -> Result<Url, SettingsError> {
-        let domain_ok = !self.domain.is_empty()
-            && self
-                .domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-        if !domain_ok {
+        if !crate::is_host_name(&self.domain) {
             return Err(SettingsError::invalid("APP_MAILGUN_DOMAIN", "must be a domain name"));
         }
         crate::api_url(
@@ -145,11 +140,8 @@ impl Provider for MailgunProvider {
         let headers = response.headers().clone();
         let body = response.text().await.unwrap_or_default();
         if status.is_success() {
-            let id = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|j| j.get("id").and_then(|v| v.as_str()).map(str::to_string));
             return Ok(ProviderReceipt {
-                provider_message_id: id,
+                provider_message_id: http::json_str(&body, "id"),
                 provider: Some("mailgun"),
             });
         }
@@ -161,10 +153,7 @@ impl Provider for MailgunProvider {
 /// refuses the recipient, any other 400 the message; 401/403 (key), 402 (account) and 404
 /// (unknown sending domain) are ours to fix; 413 too large; 429 and 5xx transient.
 fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> ProviderFailure {
-    let detail = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|j| j.get("message").and_then(|m| m.as_str()).map(str::to_string))
-        .unwrap_or_else(|| body.chars().take(300).collect());
+    let detail = http::json_str(body, "message").unwrap_or_else(|| body.chars().take(300).collect());
     if let Some(failure) = http::common_class("Mailgun", status, headers, &detail) {
         return failure;
     }

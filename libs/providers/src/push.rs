@@ -129,26 +129,16 @@ pub struct HttpPushProvider {
     client: reqwest::Client,
     url: Url,
     api_key: Option<SecretString>,
-    timeout: Duration,
 }
 
 impl HttpPushProvider {
     /// Builds the HTTP client; the settings are validated first.
     pub fn new(settings: &PushSettings) -> Result<Self, SettingsError> {
         settings.validate()?;
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .user_agent(concat!("notify-push-worker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                SettingsError::invalid("APP_PUSH_PROVIDER_URL", format!("cannot build the HTTP client: {e}"))
-            })?;
         Ok(Self {
-            client,
+            client: crate::http::client(settings.timeout, "APP_PUSH_TIMEOUT_MS")?,
             url: settings.parsed_url()?,
             api_key: settings.api_key.clone(),
-            timeout: settings.timeout,
         })
     }
 }
@@ -264,7 +254,10 @@ impl Provider for HttpPushProvider {
             request = request.bearer_auth(key.expose_secret());
         }
 
-        let response = request.send().await.map_err(|e| self.request_failed(e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| crate::http::request_failed("the push provider", e))?;
         let status = response.status();
         // A timeout while reading the body of a 2xx still means the provider took it.
         let text = response.text().await.unwrap_or_default();
@@ -279,28 +272,10 @@ impl Provider for HttpPushProvider {
     }
 }
 
-impl HttpPushProvider {
-    fn request_failed(&self, e: reqwest::Error) -> ProviderFailure {
-        // The URL may carry a key in its query: keep it out of messages.
-        let e = e.without_url();
-        if e.is_timeout() {
-            ProviderFailure::transient(format!("push provider did not answer within {:?}", self.timeout))
-        } else if e.is_connect() {
-            ProviderFailure::transient(format!("cannot connect to the push provider: {e}"))
-        } else {
-            ProviderFailure::transient(format!("push request failed: {e}"))
-        }
-    }
-}
-
 /// The provider's id of an accepted message: FCM's `name`
 /// (`projects/…/messages/…`), or `message_id` from simpler APIs.
 fn message_name(body: &str) -> Option<String> {
-    let json: serde_json::Value = serde_json::from_str(body).ok()?;
-    ["name", "message_id"]
-        .iter()
-        .find_map(|k| json.get(k).and_then(|v| v.as_str()))
-        .map(str::to_string)
+    crate::http::json_str(body, "name").or_else(|| crate::http::json_str(body, "message_id"))
 }
 
 /// Classifies a non-2xx answer, once.

@@ -8,7 +8,7 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use base64::Engine as _;
-use common::{assert_alert, assert_transient, delivery, sender, welcome, TO, UNSUBSCRIBE};
+use common::{assert_alert, assert_transient, delivery, failure_of, sender, welcome, TO, UNSUBSCRIBE};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use notify_providers::{
     breaker::ManualClock,
@@ -122,6 +122,15 @@ fn verified_claims(assertion: &str, audience: &str) -> AssertionClaims {
     decoded.claims
 }
 
+/// The `Authorization` header of each send, in order.
+async fn send_authorizations(server: &MockServer) -> Vec<String> {
+    let requests = server.received_requests().await.unwrap();
+    requests_to(&requests, SEND)
+        .iter()
+        .map(|r| r.headers.get("authorization").unwrap().to_str().unwrap().to_string())
+        .collect()
+}
+
 fn requests_to<'a>(requests: &'a [Request], p: &str) -> Vec<&'a Request> {
     requests.iter().filter(|r| r.url.path() == p).collect()
 }
@@ -205,11 +214,7 @@ async fn the_token_is_reused_until_shortly_before_it_expires_then_refreshed() {
     clock.advance(Duration::from_secs(40)); // 3540 s: within a minute of the 3599 s expiry.
     gmail.deliver(&delivery(Uuid::new_v4(), TO, &content)).await.unwrap();
 
-    let requests = server.received_requests().await.unwrap();
-    let bearer: Vec<_> = requests_to(&requests, SEND)
-        .iter()
-        .map(|r| r.headers.get("authorization").unwrap().to_str().unwrap().to_string())
-        .collect();
+    let bearer = send_authorizations(&server).await;
     assert_eq!(
         bearer,
         ["Bearer ya29.token-1", "Bearer ya29.token-1", "Bearer ya29.token-2"]
@@ -246,12 +251,7 @@ async fn an_invalid_recipient_is_permanent_for_that_recipient() {
         1,
     )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_eq!(failure.kind, FailureKind::Recipient, "{failure:?}");
 }
@@ -267,19 +267,10 @@ async fn a_401_gets_one_new_token_and_one_retry_then_is_an_alert() {
         2,
     )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_alert(&failure);
-    let requests = server.received_requests().await.unwrap();
-    let bearer: Vec<_> = requests_to(&requests, SEND)
-        .iter()
-        .map(|r| r.headers.get("authorization").unwrap().to_str().unwrap().to_string())
-        .collect();
+    let bearer = send_authorizations(&server).await;
     assert_eq!(bearer, ["Bearer ya29.token-1", "Bearer ya29.token-2"]);
 }
 
@@ -324,12 +315,7 @@ async fn a_refused_delegation_at_the_token_endpoint_is_an_alert_and_nothing_is_s
         .mount(&server)
         .await;
     send_answering(&server, ResponseTemplate::new(200), 0).await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_alert(&failure);
     assert!(failure.message.contains("unauthorized_client"), "{failure:?}");
@@ -347,12 +333,7 @@ async fn a_403_for_access_is_an_alert() {
         1,
     )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_alert(&failure);
 }
@@ -369,12 +350,7 @@ async fn a_user_rate_limit_is_transient_with_its_retry_after() {
         1,
     )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_transient(&failure, Some(Duration::from_secs(12)));
 }
@@ -390,12 +366,7 @@ async fn throttling_and_server_errors_are_transient() {
             template = template.insert_header("retry-after", wait.as_secs().to_string());
         }
         send_answering(&server, template, 1).await;
-        let content = welcome();
-
-        let failure = provider(&server)
-            .deliver(&delivery(Uuid::new_v4(), TO, &content))
-            .await
-            .unwrap_err();
+        let failure = failure_of(&provider(&server)).await;
 
         assert_transient(&failure, retry_after);
     }
@@ -407,13 +378,7 @@ async fn an_answer_slower_than_the_timeout_is_transient() {
     token_endpoint(&server, 1).await;
     send_answering(&server, ResponseTemplate::new(200).set_delay(Duration::from_secs(3)), 1).await;
     let settings = settings(&server, Duration::from_millis(500));
-    let content = welcome();
-
-    let failure = GmailProvider::new(&settings)
-        .unwrap()
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&GmailProvider::new(&settings).unwrap()).await;
 
     assert_transient(&failure, None);
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use common::{assert_alert, assert_transient, delivery, sender, welcome, TO, UNSUBSCRIBE};
+use common::{assert_alert, assert_transient, delivery, failure_of, sender, welcome, TO, UNSUBSCRIBE};
 use notify_providers::{MailgunProvider, MailgunSettings};
 use notify_worker::provider::{message_id, FailureKind, Provider};
 use secrecy::SecretString;
@@ -32,17 +32,6 @@ fn provider_at(base_url: String, timeout: Duration) -> MailgunProvider {
 
 fn provider(server: &MockServer) -> MailgunProvider {
     provider_at(server.uri(), Duration::from_secs(5))
-}
-
-async fn answering(template: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(MESSAGES))
-        .respond_with(template)
-        .expect(1)
-        .mount(&server)
-        .await;
-    server
 }
 
 /// The fields of a `multipart/form-data` body, by name.
@@ -107,17 +96,13 @@ async fn an_accepted_email_is_sent_as_a_form_with_headers_and_variables() {
 
 #[tokio::test]
 async fn an_invalid_recipient_is_permanent_for_that_recipient() {
-    let server = answering(
+    let server = common::answering(
+        MESSAGES,
         ResponseTemplate::new(400)
             .set_body_json(json!({"message": "'to' parameter is not a valid address. please check documentation"})),
     )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_eq!(failure.kind, FailureKind::Recipient, "{failure:?}");
 }
@@ -125,13 +110,8 @@ async fn an_invalid_recipient_is_permanent_for_that_recipient() {
 #[tokio::test]
 async fn a_refused_key_is_transient_and_an_alert() {
     for status in [401, 403] {
-        let server = answering(ResponseTemplate::new(status).set_body_string("Forbidden")).await;
-        let content = welcome();
-
-        let failure = provider(&server)
-            .deliver(&delivery(Uuid::new_v4(), TO, &content))
-            .await
-            .unwrap_err();
+        let server = common::answering(MESSAGES, ResponseTemplate::new(status).set_body_string("Forbidden")).await;
+        let failure = failure_of(&provider(&server)).await;
 
         assert_alert(&failure);
         assert!(failure.message.contains("Forbidden"), "{failure:?}");
@@ -140,44 +120,34 @@ async fn a_refused_key_is_transient_and_an_alert() {
 
 #[tokio::test]
 async fn throttling_is_transient_with_its_retry_after() {
-    let server = answering(
+    let server = common::answering(
+        MESSAGES,
         ResponseTemplate::new(429)
             .insert_header("retry-after", "5")
             .set_body_json(json!({"message": "Too many requests"})),
     )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_transient(&failure, Some(Duration::from_secs(5)));
 }
 
 #[tokio::test]
 async fn a_server_error_is_transient() {
-    let server = answering(ResponseTemplate::new(500).set_body_json(json!({"message": "Internal Server Error"}))).await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let server = common::answering(
+        MESSAGES,
+        ResponseTemplate::new(500).set_body_json(json!({"message": "Internal Server Error"})),
+    )
+    .await;
+    let failure = failure_of(&provider(&server)).await;
 
     assert_transient(&failure, None);
 }
 
 #[tokio::test]
 async fn an_answer_slower_than_the_timeout_is_transient() {
-    let server = answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).await;
-    let content = welcome();
-
-    let failure = provider_at(server.uri(), Duration::from_millis(300))
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let server = common::answering(MESSAGES, ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).await;
+    let failure = failure_of(&provider_at(server.uri(), Duration::from_millis(300))).await;
 
     assert_transient(&failure, None);
 }

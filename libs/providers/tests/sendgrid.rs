@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_alert, assert_transient, delivery, sender, welcome, TO, UNSUBSCRIBE};
+use common::{assert_alert, assert_transient, delivery, failure_of, sender, welcome, TO, UNSUBSCRIBE};
 use notify_providers::{SendGridProvider, SendGridSettings};
 use notify_worker::provider::{message_id, FailureKind, Provider};
 use secrecy::SecretString;
@@ -16,6 +16,8 @@ use wiremock::{
     matchers::{body_json, header, method, path},
     Mock, MockServer, ResponseTemplate,
 };
+
+const SEND: &str = "/v3/mail/send";
 
 fn provider_at(base_url: String, timeout: Duration) -> SendGridProvider {
     SendGridProvider::new(&SendGridSettings {
@@ -31,23 +33,12 @@ fn provider(server: &MockServer) -> SendGridProvider {
     provider_at(server.uri(), Duration::from_secs(5))
 }
 
-async fn answering(template: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v3/mail/send"))
-        .respond_with(template)
-        .expect(1)
-        .mount(&server)
-        .await;
-    server
-}
-
 #[tokio::test]
 async fn an_accepted_email_is_sent_as_documented_and_returns_the_x_message_id() {
     let server = MockServer::start().await;
     let id = Uuid::new_v4();
     Mock::given(method("POST"))
-        .and(path("/v3/mail/send"))
+        .and(path(SEND))
         .and(header("authorization", "Bearer SG.test-key"))
         .and(header("content-type", "application/json"))
         .and(body_json(json!({
@@ -81,18 +72,16 @@ async fn an_accepted_email_is_sent_as_documented_and_returns_the_x_message_id() 
 
 #[tokio::test]
 async fn an_invalid_recipient_is_permanent_for_that_recipient() {
-    let server = answering(ResponseTemplate::new(400).set_body_json(json!({"errors": [{
-        "message": "Does not contain a valid address.",
-        "field": "personalizations.0.to.0.email",
-        "help": "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message.personalizations.to",
-    }]})))
+    let server = common::answering(
+        SEND,
+        ResponseTemplate::new(400).set_body_json(json!({"errors": [{
+            "message": "Does not contain a valid address.",
+            "field": "personalizations.0.to.0.email",
+            "help": "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message.personalizations.to",
+        }]})),
+    )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_eq!(failure.kind, FailureKind::Recipient, "{failure:?}");
     assert!(
@@ -103,67 +92,54 @@ async fn an_invalid_recipient_is_permanent_for_that_recipient() {
 
 #[tokio::test]
 async fn a_refused_key_is_transient_and_an_alert() {
-    let server = answering(
+    let server = common::answering(SEND, 
         ResponseTemplate::new(401)
             .set_body_json(json!({"errors": [{"field": null, "message": "The provided authorization grant is invalid, expired, or revoked"}]})),
     )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_alert(&failure);
 }
 
 #[tokio::test]
 async fn an_unverified_sender_is_transient_and_an_alert() {
-    let server = answering(ResponseTemplate::new(403).set_body_json(json!({"errors": [{
-        "field": "from", "message": "The from address does not match a verified Sender Identity.",
-    }]})))
+    let server = common::answering(
+        SEND,
+        ResponseTemplate::new(403).set_body_json(json!({"errors": [{
+            "field": "from", "message": "The from address does not match a verified Sender Identity.",
+        }]})),
+    )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_alert(&failure);
 }
 
 #[tokio::test]
 async fn a_payload_too_large_is_permanent() {
-    let server = answering(ResponseTemplate::new(413).set_body_json(
-        json!({"errors": [{"message": "The JSON payload you have included in your request is too large."}]}),
-    ))
+    let server = common::answering(
+        SEND,
+        ResponseTemplate::new(413).set_body_json(
+            json!({"errors": [{"message": "The JSON payload you have included in your request is too large."}]}),
+        ),
+    )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_eq!(failure.kind, FailureKind::Permanent, "{failure:?}");
 }
 
 #[tokio::test]
 async fn throttling_is_transient_with_its_retry_after() {
-    let server = answering(
+    let server = common::answering(
+        SEND,
         ResponseTemplate::new(429)
             .insert_header("retry-after", "17")
             .set_body_json(json!({"errors": [{"field": null, "message": "too many requests"}]})),
     )
     .await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let failure = failure_of(&provider(&server)).await;
 
     assert_transient(&failure, Some(Duration::from_secs(17)));
 }
@@ -175,13 +151,12 @@ async fn throttling_without_retry_after_waits_for_the_rate_limit_reset() {
         .unwrap()
         .as_secs()
         + 40;
-    let server = answering(ResponseTemplate::new(429).insert_header("x-ratelimit-reset", reset.to_string())).await;
-    let content = welcome();
-
-    let failure = provider(&server)
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let server = common::answering(
+        SEND,
+        ResponseTemplate::new(429).insert_header("x-ratelimit-reset", reset.to_string()),
+    )
+    .await;
+    let failure = failure_of(&provider(&server)).await;
 
     let wait = failure.retry_after.expect("a retry-after");
     assert!(
@@ -193,13 +168,8 @@ async fn throttling_without_retry_after_waits_for_the_rate_limit_reset() {
 #[tokio::test]
 async fn a_server_error_is_transient() {
     for status in [500, 503] {
-        let server = answering(ResponseTemplate::new(status)).await;
-        let content = welcome();
-
-        let failure = provider(&server)
-            .deliver(&delivery(Uuid::new_v4(), TO, &content))
-            .await
-            .unwrap_err();
+        let server = common::answering(SEND, ResponseTemplate::new(status)).await;
+        let failure = failure_of(&provider(&server)).await;
 
         assert_transient(&failure, None);
     }
@@ -207,13 +177,8 @@ async fn a_server_error_is_transient() {
 
 #[tokio::test]
 async fn an_answer_slower_than_the_timeout_is_transient() {
-    let server = answering(ResponseTemplate::new(202).set_delay(Duration::from_secs(3))).await;
-    let content = welcome();
-
-    let failure = provider_at(server.uri(), Duration::from_millis(300))
-        .deliver(&delivery(Uuid::new_v4(), TO, &content))
-        .await
-        .unwrap_err();
+    let server = common::answering(SEND, ResponseTemplate::new(202).set_delay(Duration::from_secs(3))).await;
+    let failure = failure_of(&provider_at(server.uri(), Duration::from_millis(300))).await;
 
     assert_transient(&failure, None);
     assert!(failure.message.contains("did not answer in time"), "{failure:?}");
@@ -221,15 +186,11 @@ async fn an_answer_slower_than_the_timeout_is_transient() {
 
 #[tokio::test]
 async fn an_api_that_is_down_is_transient() {
-    let content = welcome();
-
-    let failure = provider_at(
+    let failure = failure_of(&provider_at(
         format!("http://127.0.0.1:{}", common::closed_port()),
         Duration::from_secs(2),
-    )
-    .deliver(&delivery(Uuid::new_v4(), TO, &content))
-    .await
-    .unwrap_err();
+    ))
+    .await;
 
     assert_transient(&failure, None);
 }

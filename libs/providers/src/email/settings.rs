@@ -43,11 +43,7 @@ impl SenderSettings {
         let mailbox = from
             .parse::<Mailbox>()
             .map_err(|e| SettingsError::invalid("APP_EMAIL_FROM", e))?;
-        let domain_ok = !message_id_domain.is_empty()
-            && message_id_domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-        if !domain_ok {
+        if !crate::is_host_name(message_id_domain) {
             return Err(SettingsError::invalid(
                 "APP_EMAIL_MESSAGE_ID_DOMAIN",
                 "must be a host name (letters, digits, `.` and `-`)",

@@ -128,14 +128,13 @@ impl DkimSettings {
                     format!("not an RSA private key in PKCS#1 PEM: {e}"),
                 )
             })?;
-        let host_name = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-        if !host_name(&self.selector) {
+        if !crate::is_host_name(&self.selector) {
             return Err(SettingsError::invalid(
                 "APP_SMTP_DKIM_SELECTOR",
                 "must be letters, digits, `.` and `-`",
             ));
         }
-        if !host_name(&self.domain) {
+        if !crate::is_host_name(&self.domain) {
             return Err(SettingsError::invalid("APP_SMTP_DKIM_DOMAIN", "must be a host name"));
         }
         Ok(DkimConfig::new(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use notify_providers::email::SenderSettings;
 use notify_templates::{EmailContent, Rendered};
-use notify_worker::provider::{Delivery, OutgoingMessage, ProviderFailure};
+use notify_worker::provider::{Delivery, OutgoingMessage, Provider, ProviderFailure};
 use uuid::Uuid;
 
 pub const UNSUBSCRIBE: &str = "https://users.notify.test/api/v1/unsubscribe?token=signed.abc";
@@ -38,6 +38,27 @@ pub fn delivery<'a>(id: Uuid, target: &'a str, content: &'a Rendered) -> Deliver
         },
         unsubscribe_url: Some(UNSUBSCRIBE),
     }
+}
+
+/// A fake API answering one `POST {route}` with `template`, expected once.
+pub async fn answering(route: &str, template: wiremock::ResponseTemplate) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(route))
+        .respond_with(template)
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The failure of sending one welcome email to [`TO`] through `provider`.
+pub async fn failure_of(provider: &impl Provider) -> ProviderFailure {
+    let content = welcome();
+    provider
+        .deliver(&delivery(Uuid::new_v4(), TO, &content))
+        .await
+        .expect_err("the send should fail")
 }
 
 /// A transient failure that is an alert.
