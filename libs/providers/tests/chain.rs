@@ -80,6 +80,15 @@ async fn answer(server: &MockServer, route: &str, template: ResponseTemplate, ti
     mock.expect(expected).mount(server).await;
 }
 
+/// The primary's and the secondary's fake APIs, and the breakers' clock.
+async fn fakes() -> (MockServer, MockServer, ManualClock) {
+    (
+        MockServer::start().await,
+        MockServer::start().await,
+        ManualClock::default(),
+    )
+}
+
 fn accepted_by_mailgun() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"id": "<mg-id>", "message": "Queued. Thank you."}))
 }
@@ -105,11 +114,7 @@ async fn requests_per_id(server: &MockServer, ids: &[Uuid]) -> Vec<usize> {
 
 #[tokio::test]
 async fn when_the_primary_fails_its_circuit_opens_and_the_secondary_delivers_each_message_once() {
-    let (primary, secondary, clock) = (
-        MockServer::start().await,
-        MockServer::start().await,
-        ManualClock::default(),
-    );
+    let (primary, secondary, clock) = fakes().await;
     answer(&primary, SENDGRID, ResponseTemplate::new(503), None, 3).await;
     answer(&secondary, MAILGUN, accepted_by_mailgun(), None, 10).await;
     let chain = chain(&primary, &secondary, &clock);
@@ -130,11 +135,7 @@ async fn when_the_primary_fails_its_circuit_opens_and_the_secondary_delivers_eac
 
 #[tokio::test]
 async fn after_the_cool_down_one_probe_to_the_primary_succeeds_and_traffic_returns_to_it() {
-    let (primary, secondary, clock) = (
-        MockServer::start().await,
-        MockServer::start().await,
-        ManualClock::default(),
-    );
+    let (primary, secondary, clock) = fakes().await;
     answer(&primary, SENDGRID, ResponseTemplate::new(503), Some(3), 3).await;
     answer(
         &primary,
@@ -163,11 +164,7 @@ async fn after_the_cool_down_one_probe_to_the_primary_succeeds_and_traffic_retur
 
 #[tokio::test]
 async fn a_half_open_circuit_lets_exactly_one_probe_through() {
-    let (primary, secondary, clock) = (
-        MockServer::start().await,
-        MockServer::start().await,
-        ManualClock::default(),
-    );
+    let (primary, secondary, clock) = fakes().await;
     answer(&primary, SENDGRID, ResponseTemplate::new(503), Some(3), 3).await;
     // The probe is slow: the other sends meanwhile must not reach the primary.
     answer(
@@ -194,11 +191,7 @@ async fn a_half_open_circuit_lets_exactly_one_probe_through() {
 
 #[tokio::test]
 async fn when_every_provider_fails_the_chain_is_all_open_and_says_when_to_come_back() {
-    let (primary, secondary, clock) = (
-        MockServer::start().await,
-        MockServer::start().await,
-        ManualClock::default(),
-    );
+    let (primary, secondary, clock) = fakes().await;
     answer(&primary, SENDGRID, ResponseTemplate::new(503), None, 3).await;
     answer(&secondary, MAILGUN, ResponseTemplate::new(500), None, 3).await;
     let chain = chain(&primary, &secondary, &clock);
@@ -221,11 +214,7 @@ async fn when_every_provider_fails_the_chain_is_all_open_and_says_when_to_come_b
 
 #[tokio::test]
 async fn a_permanent_refusal_is_not_failed_over() {
-    let (primary, secondary, clock) = (
-        MockServer::start().await,
-        MockServer::start().await,
-        ManualClock::default(),
-    );
+    let (primary, secondary, clock) = fakes().await;
     answer(
         &primary,
         SENDGRID,
@@ -326,11 +315,7 @@ fn the_circuit_state_is_a_gauge_per_channel_and_provider() {
 
     metrics::with_local_recorder(&recorder, || {
         runtime.block_on(async {
-            let (primary, secondary, clock) = (
-                MockServer::start().await,
-                MockServer::start().await,
-                ManualClock::default(),
-            );
+            let (primary, secondary, clock) = fakes().await;
             answer(&primary, SENDGRID, ResponseTemplate::new(503), Some(3), 3).await;
             answer(&primary, SENDGRID, ResponseTemplate::new(202), None, 1).await;
             answer(&secondary, MAILGUN, accepted_by_mailgun(), None, 3).await;
