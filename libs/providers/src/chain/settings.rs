@@ -200,3 +200,60 @@ pub fn build_email_chain(settings: &EmailChainSettings) -> Result<ProviderChain,
     }
     Ok(builder.build())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One test for every `APP_EMAIL_PROVIDERS` case: the variables are process-wide.
+    #[test]
+    fn the_provider_list_defaults_to_smtp_and_refuses_unknown_duplicate_or_unconfigured_names() {
+        std::env::remove_var("APP_EMAIL_PROVIDERS");
+        let default = EmailChainSettings::from_env().unwrap();
+        let names: Vec<_> = default.providers.iter().map(|(p, _)| p.name()).collect();
+        assert_eq!(names, ["smtp"]);
+        assert!(default.providers[0].1.is_none(), "no rate limit unless one is set");
+        assert_eq!(default.chain.breaker, BreakerSettings::default());
+        let chain = build_email_chain(&default).unwrap();
+        assert_eq!(chain.providers(), ["smtp"]);
+
+        for (list, named) in [
+            ("smtp,postal", "unknown provider `postal`"),
+            ("smtp, SMTP", "`smtp` is listed twice"),
+            (" , ", "names no provider"),
+        ] {
+            std::env::set_var("APP_EMAIL_PROVIDERS", list);
+            let err = EmailChainSettings::from_env().unwrap_err().to_string();
+            assert!(
+                err.contains("APP_EMAIL_PROVIDERS") && err.contains(named),
+                "{list}: {err}"
+            );
+        }
+
+        std::env::set_var("APP_EMAIL_PROVIDERS", "sendgrid,smtp");
+        std::env::remove_var("APP_SENDGRID_API_KEY");
+        let err = EmailChainSettings::from_env().unwrap_err().to_string();
+        assert!(err.contains("APP_SENDGRID_API_KEY"), "{err}");
+
+        std::env::set_var("APP_SENDGRID_API_KEY", "SG.k");
+        std::env::set_var("APP_SENDGRID_RATE_PER_SEC", "2.5");
+        std::env::set_var("APP_SENDGRID_DAILY_QUOTA", "100000");
+        let chain = EmailChainSettings::from_env().unwrap();
+        std::env::remove_var("APP_EMAIL_PROVIDERS");
+        let limit = chain.providers[0].1.clone().unwrap();
+        assert_eq!(
+            (limit.per_second, limit.burst, limit.daily_quota),
+            (2.5, 1, Some(100_000))
+        );
+        assert_eq!(build_email_chain(&chain).unwrap().providers(), ["sendgrid", "smtp"]);
+    }
+
+    #[test]
+    fn a_rate_that_is_not_positive_names_its_variable() {
+        std::env::set_var("APP_TESTPROVIDER_RATE_PER_SEC", "0");
+
+        let err = rate_limit_from_env("TESTPROVIDER").unwrap_err().to_string();
+
+        assert!(err.contains("APP_TESTPROVIDER_RATE_PER_SEC"), "{err}");
+    }
+}
