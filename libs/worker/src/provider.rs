@@ -201,3 +201,32 @@ pub trait Provider: Send + Sync + 'static {
 pub fn message_id(notification_id: Uuid, domain: &str) -> String {
     format!("<{notification_id}@{domain}>")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coarse_view_keeps_transient_and_folds_recipient_into_permanent() {
+        assert_eq!(
+            ProviderError::from(ProviderFailure::alert("key refused")),
+            ProviderError::Transient("key refused".into())
+        );
+        assert_eq!(
+            ProviderError::from(ProviderFailure::recipient("no such mailbox")),
+            ProviderError::Permanent("no such mailbox".into())
+        );
+        assert_eq!(
+            ProviderError::from(ProviderFailure::permanent("too large")),
+            ProviderError::Permanent("too large".into())
+        );
+    }
+
+    #[test]
+    fn only_a_transient_failure_carries_a_retry_after() {
+        let wait = Some(Duration::from_secs(5));
+
+        assert_eq!(ProviderFailure::transient("429").with_retry_after(wait).retry_after, wait);
+        assert_eq!(ProviderFailure::permanent("400").with_retry_after(wait).retry_after, None);
+    }
+}
