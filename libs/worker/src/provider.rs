@@ -226,7 +226,13 @@ mod tests {
     fn only_a_transient_failure_carries_a_retry_after() {
         let wait = Some(Duration::from_secs(5));
 
-        assert_eq!(ProviderFailure::transient("429").with_retry_after(wait).retry_after, wait);
-        assert_eq!(ProviderFailure::permanent("400").with_retry_after(wait).retry_after, None);
+        assert_eq!(
+            ProviderFailure::transient("429").with_retry_after(wait).retry_after,
+            wait
+        );
+        assert_eq!(
+            ProviderFailure::permanent("400").with_retry_after(wait).retry_after,
+            None
+        );
     }
 }
