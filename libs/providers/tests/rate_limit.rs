@@ -71,9 +71,10 @@ async fn two_instances_sharing_a_bucket_never_grant_more_than_r_in_any_second() 
             window[R] - window[0]
         );
     }
-    // And the limit is not stricter than asked: 20 grants at 5/s take about 4 s.
+    // And the limit is not much stricter than asked: 20 grants at 5/s take 3.8 s (half the
+    // rate would take 7.6 s; the slack is for a loaded machine).
     let span = grants[grants.len() - 1] - grants[0];
-    assert!(span < 4500, "{span} ms for {} grants", grants.len());
+    assert!(span < 6000, "{span} ms for {} grants", grants.len());
 }
 
 #[tokio::test]
@@ -85,10 +86,8 @@ async fn an_empty_bucket_says_how_long_until_the_next_token() {
         panic!("the second take should wait")
     };
 
-    assert!(
-        wait > Duration::from_millis(400) && wait <= Duration::from_millis(500),
-        "{wait:?}"
-    );
+    // 1/R minus the time between the two takes.
+    assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500), "{wait:?}");
 }
 
 #[tokio::test]
