@@ -1,17 +1,55 @@
 //! The delivery providers of the workers, each implementing
-//! [`notify_worker::provider::Provider`] and classifying every failure once, as transient
-//! (retry later) or permanent (dead-letter now):
+//! [`notify_worker::provider::Provider`] and classifying every failure once (transient,
+//! permanent for the message, permanent for the recipient; alert when it is ours to fix),
+//! and what they share:
 //!
-//! - [`SmtpProvider`] (`smtp`): email over SMTP with lettre, pooled, with a deterministic
-//!   `Message-ID` per notification. Settings: [`SmtpSettings`] (`APP_SMTP_*`).
-//! - [`HttpPushProvider`] (`fcm`): push over an FCM-HTTP-v1-like JSON API. Settings:
-//!   [`PushSettings`] (`APP_PUSH_*`).
+//! - email: [`SmtpProvider`] (`smtp`, with STARTTLS/TLS, login and DKIM),
+//!   [`SendGridProvider`] (`sendgrid`), [`MailgunProvider`] (`mailgun`), [`GmailProvider`]
+//!   (`gmail`), all sending the same [`email::Email`];
+//! - push: [`HttpPushProvider`] (`fcm`), an FCM-HTTP-v1-like JSON API;
+//! - [`chain::ProviderChain`]: ordered providers with failover, a [`breaker`] and a shared
+//!   [`rate_limit`] per member, itself a provider; [`build_email_chain`] builds the email
+//!   channel's from `APP_EMAIL_PROVIDERS`;
+//! - [`google_auth::TokenSource`]: OAuth2 tokens from a Google service-account key (Gmail,
+//!   FCM).
 
+pub mod breaker;
+pub mod chain;
+pub mod email;
+pub mod gmail;
+pub mod google_auth;
+pub mod http;
+pub mod mailgun;
 pub mod push;
+pub mod rate_limit;
+pub mod sendgrid;
 pub mod smtp;
 
+pub use chain::{build_email_chain, EmailChainSettings, ProviderChain};
+pub use gmail::{GmailProvider, GmailSettings};
+pub use mailgun::{MailgunProvider, MailgunSettings};
 pub use push::{DeviceToken, HttpPushProvider, InvalidDeviceToken, PushSettings};
-pub use smtp::{SmtpProvider, SmtpSettings, SmtpTls};
+pub use sendgrid::{SendGridProvider, SendGridSettings};
+pub use smtp::{DkimSettings, SmtpProvider, SmtpSettings, SmtpTls};
+
+/// A plain host name: letters, digits, `.` and `-`, not empty (a Message-ID domain, a DKIM
+/// selector or domain, a Mailgun sending domain).
+pub(crate) fn is_host_name(value: &str) -> bool {
+    !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+}
+
+/// `{base}{path}` as an http(s) URL; `var` names the base's variable in the error.
+pub(crate) fn api_url(base: &str, path: &str, var: &str) -> Result<reqwest::Url, notify_kit::settings::SettingsError> {
+    let url = reqwest::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
+        .map_err(|e| notify_kit::settings::SettingsError::invalid(var, e))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(notify_kit::settings::SettingsError::invalid(
+            var,
+            "must be an http(s) URL",
+        ));
+    }
+    Ok(url)
+}
 
 /// `value` made safe for one header line: control characters (CR and LF among them) become
 /// spaces, and it is cut to `max_chars`. Values we pass on (correlation ids, names) come

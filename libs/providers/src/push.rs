@@ -15,7 +15,7 @@ use std::{collections::BTreeMap, fmt, time::Duration};
 use async_trait::async_trait;
 use notify_kit::settings::{self, SettingsError};
 use notify_templates::{PushContent, Rendered};
-use notify_worker::provider::{OutgoingMessage, Provider, ProviderError, ProviderReceipt};
+use notify_worker::provider::{Delivery, OutgoingMessage, Provider, ProviderFailure, ProviderReceipt};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -129,26 +129,16 @@ pub struct HttpPushProvider {
     client: reqwest::Client,
     url: Url,
     api_key: Option<SecretString>,
-    timeout: Duration,
 }
 
 impl HttpPushProvider {
     /// Builds the HTTP client; the settings are validated first.
     pub fn new(settings: &PushSettings) -> Result<Self, SettingsError> {
         settings.validate()?;
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .user_agent(concat!("notify-push-worker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                SettingsError::invalid("APP_PUSH_PROVIDER_URL", format!("cannot build the HTTP client: {e}"))
-            })?;
         Ok(Self {
-            client,
+            client: crate::http::client(settings.timeout, "APP_PUSH_TIMEOUT_MS")?,
             url: settings.parsed_url()?,
             api_key: settings.api_key.clone(),
-            timeout: settings.timeout,
         })
     }
 }
@@ -239,15 +229,16 @@ impl Provider for HttpPushProvider {
         "fcm"
     }
 
-    #[tracing::instrument(name = "push_send", skip_all, fields(notification_id = %message.notification_id))]
-    async fn send(&self, message: &OutgoingMessage<'_>) -> Result<ProviderReceipt, ProviderError> {
+    #[tracing::instrument(name = "push_send", skip_all, fields(notification_id = %delivery.message.notification_id))]
+    async fn deliver(&self, delivery: &Delivery<'_>) -> Result<ProviderReceipt, ProviderFailure> {
+        let message = &delivery.message;
         let Rendered::Push(content) = message.content else {
-            return Err(ProviderError::Permanent(
-                "wrong content: the push provider was given an email".into(),
+            return Err(ProviderFailure::permanent(
+                "wrong content: the push provider was given an email",
             ));
         };
         let token = DeviceToken::parse(message.target)
-            .map_err(|e| ProviderError::Permanent(format!("malformed device token: {e}")))?;
+            .map_err(|e| ProviderFailure::recipient(format!("malformed device token: {e}")))?;
         let notification_id = message.notification_id.to_string();
         let body = request_body(&token, &notification_id, message, content);
 
@@ -263,13 +254,17 @@ impl Provider for HttpPushProvider {
             request = request.bearer_auth(key.expose_secret());
         }
 
-        let response = request.send().await.map_err(|e| self.request_failed(e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| crate::http::request_failed("the push provider", e))?;
         let status = response.status();
         // A timeout while reading the body of a 2xx still means the provider took it.
         let text = response.text().await.unwrap_or_default();
         if status.is_success() {
             Ok(ProviderReceipt {
                 provider_message_id: message_name(&text),
+                provider: Some("fcm"),
             })
         } else {
             Err(classify(status, &text))
@@ -277,32 +272,14 @@ impl Provider for HttpPushProvider {
     }
 }
 
-impl HttpPushProvider {
-    fn request_failed(&self, e: reqwest::Error) -> ProviderError {
-        // The URL may carry a key in its query: keep it out of messages.
-        let e = e.without_url();
-        if e.is_timeout() {
-            ProviderError::Transient(format!("push provider did not answer within {:?}", self.timeout))
-        } else if e.is_connect() {
-            ProviderError::Transient(format!("cannot connect to the push provider: {e}"))
-        } else {
-            ProviderError::Transient(format!("push request failed: {e}"))
-        }
-    }
-}
-
 /// The provider's id of an accepted message: FCM's `name`
 /// (`projects/…/messages/…`), or `message_id` from simpler APIs.
 fn message_name(body: &str) -> Option<String> {
-    let json: serde_json::Value = serde_json::from_str(body).ok()?;
-    ["name", "message_id"]
-        .iter()
-        .find_map(|k| json.get(k).and_then(|v| v.as_str()))
-        .map(str::to_string)
+    crate::http::json_str(body, "name").or_else(|| crate::http::json_str(body, "message_id"))
 }
 
 /// Classifies a non-2xx answer, once.
-fn classify(status: StatusCode, body: &str) -> ProviderError {
+fn classify(status: StatusCode, body: &str) -> ProviderFailure {
     let detail = error_detail(body);
     let what = format!("push provider answered {}: {detail}", status.as_u16());
     match status.as_u16() {
@@ -310,17 +287,17 @@ fn classify(status: StatusCode, body: &str) -> ProviderError {
         // nothing is lost while someone fixes it.
         401 | 403 => {
             tracing::error!(status = status.as_u16(), %detail, "the push provider refused our credentials: check APP_PUSH_PROVIDER_KEY");
-            ProviderError::Transient(what)
+            ProviderFailure::alert(what)
         }
         // The token is unknown or expired (FCM: 404 UNREGISTERED; 410 elsewhere).
-        404 | 410 => ProviderError::Permanent(what),
-        408 | 429 => ProviderError::Transient(what),
+        404 | 410 => ProviderFailure::recipient(what),
+        408 | 429 => ProviderFailure::transient(what),
         // 400 UNREGISTERED / INVALID_ARGUMENT and any other refusal of the request itself:
         // the same request would be refused again.
-        400..=499 => ProviderError::Permanent(what),
-        500..=599 => ProviderError::Transient(what),
+        400..=499 => ProviderFailure::recipient(what),
+        500..=599 => ProviderFailure::transient(what),
         // A redirect that was not followed, or an informational answer: not a refusal.
-        _ => ProviderError::Transient(what),
+        _ => ProviderFailure::transient(what),
     }
 }
 
@@ -349,22 +326,22 @@ mod tests {
 
         let err = classify(StatusCode::NOT_FOUND, body);
 
-        assert!(err.is_permanent());
-        assert!(err.message().contains("NOT_FOUND"), "{err}");
+        assert!(!err.is_transient());
+        assert!(err.message.contains("NOT_FOUND"), "{err}");
     }
 
     #[test]
     fn an_invalid_argument_is_permanent() {
         let body = r#"{"error": {"status": "INVALID_ARGUMENT", "message": "bad token"}}"#;
 
-        assert!(classify(StatusCode::BAD_REQUEST, body).is_permanent());
+        assert!(!classify(StatusCode::BAD_REQUEST, body).is_transient());
     }
 
     #[test]
     fn credentials_throttling_and_server_errors_are_transient() {
         for status in [401, 403, 408, 429, 500, 502, 503] {
             let status = StatusCode::from_u16(status).unwrap();
-            assert!(!classify(status, "").is_permanent(), "{status}");
+            assert!(classify(status, "").is_transient(), "{status}");
         }
     }
 

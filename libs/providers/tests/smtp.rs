@@ -10,9 +10,9 @@ use std::{
     time::Duration,
 };
 
-use notify_providers::{SmtpProvider, SmtpSettings};
+use notify_providers::{DkimSettings, SmtpProvider, SmtpSettings};
 use notify_templates::{EmailContent, PushContent, Rendered};
-use notify_worker::provider::{message_id, OutgoingMessage, Provider, ProviderError};
+use notify_worker::provider::{message_id, Delivery, FailureKind, OutgoingMessage, Provider, ProviderError};
 use smtp_sink::{
     headers::Summary,
     server::{any_local_port, Envelope, MailHandler, Reply, SmtpServer},
@@ -271,4 +271,219 @@ async fn an_email_without_html_is_sent_as_plain_text() {
     let mail = &server.wait_for(1, Duration::from_secs(5)).await[0];
     assert_eq!(mail.text_body.as_deref().map(str::trim_end), Some("Just text."));
     assert_eq!(mail.html_body, None);
+}
+
+const DKIM_PRIVATE_KEY: &str = include_str!("keys/test-only-pkcs1.pem");
+const DKIM_PUBLIC_KEY: &str = include_str!("keys/test-only-public.pem");
+
+/// One header field unfolded, for DKIM's relaxed canonicalization (RFC 6376 §3.4.2).
+fn relaxed_header(name: &str, value: &str) -> String {
+    let value = value.replace("\r\n", "");
+    let value = value
+        .split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("{}:{}", name.trim().to_ascii_lowercase(), value.trim())
+}
+
+/// The body in DKIM's relaxed canonicalization (RFC 6376 §3.4.4): white-space runs become
+/// one space, none at a line's end, no empty lines at the end.
+fn relaxed_body(body: &str) -> String {
+    let mut lines: Vec<String> = body
+        .split("\r\n")
+        .map(|line| {
+            let mut out = String::with_capacity(line.len());
+            for c in line.chars() {
+                let space = c == ' ' || c == '\t';
+                if !(space && out.ends_with(' ')) {
+                    out.push(if space { ' ' } else { c });
+                }
+            }
+            out.trim_end_matches(' ').to_string()
+        })
+        .collect();
+    while lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines.iter().map(|l| format!("{l}\r\n")).collect()
+}
+
+/// Header fields of a raw message, in order, with their raw (folded) values.
+fn header_fields(head: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            let last = fields.last_mut().unwrap();
+            last.1.push_str("\r\n");
+            last.1.push_str(line);
+        } else if let Some((name, value)) = line.split_once(':') {
+            fields.push((name.to_string(), value.to_string()));
+        }
+    }
+    fields
+}
+
+/// Verifies the message's DKIM-Signature (rsa-sha256, relaxed/relaxed) with `public_pem`,
+/// as a receiver would after fetching the key from DNS; returns the signature's tags.
+fn verify_dkim(raw: &[u8], public_pem: &str) -> std::collections::HashMap<String, String> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+
+    let raw = std::str::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let fields = header_fields(head);
+    let (sig_name, sig_value) = fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("DKIM-Signature"))
+        .expect("a DKIM-Signature header");
+    let tags: std::collections::HashMap<String, String> = sig_value
+        .replace("\r\n", "")
+        .split(';')
+        .filter_map(|t| t.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.split_whitespace().collect::<String>()))
+        .collect();
+    assert_eq!(tags["a"], "rsa-sha256");
+    assert_eq!(tags["c"], "relaxed/relaxed");
+
+    // The body hash.
+    let body_hash = sha2::Sha256::digest(relaxed_body(body).as_bytes());
+    assert_eq!(
+        tags["bh"],
+        base64::engine::general_purpose::STANDARD.encode(body_hash),
+        "body hash"
+    );
+
+    // The signed data: each header named in h= (the last instance), then the signature's own
+    // header with b= emptied and no final CRLF.
+    let mut data = String::new();
+    for name in tags["h"].split(':') {
+        if let Some((n, v)) = fields.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(name.trim())) {
+            data.push_str(&relaxed_header(n, v));
+            data.push_str("\r\n");
+        }
+    }
+    let unfolded = sig_value.replace("\r\n", "");
+    let b_start = unfolded
+        .split(';')
+        .scan(0, |pos, tag| {
+            let start = *pos;
+            *pos += tag.len() + 1;
+            Some((start, tag))
+        })
+        .find(|(_, tag)| tag.trim_start().starts_with("b="))
+        .map(|(start, tag)| start + tag.find("b=").unwrap() + 2)
+        .unwrap();
+    let b_end = unfolded[b_start..].find(';').map_or(unfolded.len(), |i| b_start + i);
+    let without_b = format!("{}{}", &unfolded[..b_start], &unfolded[b_end..]);
+    data.push_str(&relaxed_header(sig_name, &without_b));
+
+    let signature = base64::engine::general_purpose::STANDARD.decode(&tags["b"]).unwrap();
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes()).unwrap();
+    assert!(
+        jsonwebtoken::crypto::verify(&signature, data.as_bytes(), &key, jsonwebtoken::Algorithm::RS256).unwrap(),
+        "the DKIM signature does not verify over:\n{data}"
+    );
+    tags
+}
+
+fn dkim_provider(server: &TestSmtpServer) -> SmtpProvider {
+    SmtpProvider::new(&SmtpSettings {
+        host: server.host(),
+        port: server.port(),
+        timeout: Duration::from_secs(3),
+        dkim: Some(DkimSettings {
+            private_key: secrecy::SecretString::from(DKIM_PRIVATE_KEY),
+            selector: "notify2026".into(),
+            domain: "notify.local".into(),
+        }),
+        ..SmtpSettings::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_signed_email_carries_a_dkim_signature_that_verifies_with_the_public_key() {
+    let server = TestSmtpServer::start();
+    let (id, content) = (Uuid::new_v4(), welcome());
+    let delivery = Delivery {
+        message: to(id, "ada@example.test", &content),
+        unsubscribe_url: Some("https://users.notify.test/unsubscribe?t=abc"),
+    };
+
+    dkim_provider(&server).deliver(&delivery).await.unwrap();
+
+    let mails = server.wait_for(1, Duration::from_secs(5)).await;
+    let tags = verify_dkim(&mails[0].raw, DKIM_PUBLIC_KEY);
+    assert_eq!(tags["d"], "notify.local");
+    assert_eq!(tags["s"], "notify2026");
+    let signed: Vec<String> = tags["h"].split(':').map(str::to_ascii_lowercase).collect();
+    for header in [
+        "from",
+        "to",
+        "subject",
+        "message-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    ] {
+        assert!(
+            signed.contains(&header.to_string()),
+            "{header} is not signed: {signed:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tampered_signed_email_does_not_verify() {
+    let server = TestSmtpServer::start();
+    let content = welcome();
+
+    dkim_provider(&server)
+        .deliver(&Delivery::from(to(Uuid::new_v4(), "ada@example.test", &content)))
+        .await
+        .unwrap();
+
+    let mails = server.wait_for(1, Duration::from_secs(5)).await;
+    let tampered = String::from_utf8(mails[0].raw.clone())
+        .unwrap()
+        .replace("Subject: Welcome", "Subject: Welcom3");
+    let verified = std::panic::catch_unwind(|| verify_dkim(tampered.as_bytes(), DKIM_PUBLIC_KEY));
+    assert!(verified.is_err(), "a changed subject still verified");
+}
+
+#[tokio::test]
+async fn an_unsubscribe_link_becomes_the_rfc_8058_headers() {
+    let server = TestSmtpServer::start();
+    let content = welcome();
+    let delivery = Delivery {
+        message: to(Uuid::new_v4(), "ada@example.test", &content),
+        unsubscribe_url: Some("https://users.notify.test/unsubscribe?t=abc"),
+    };
+
+    provider(&server).deliver(&delivery).await.unwrap();
+
+    let mails = server.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(
+        mails[0].header("List-Unsubscribe"),
+        Some("<https://users.notify.test/unsubscribe?t=abc>")
+    );
+    assert_eq!(
+        mails[0].header("List-Unsubscribe-Post"),
+        Some("List-Unsubscribe=One-Click")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_recipient_is_permanent_for_that_recipient_only() {
+    let server = TestSmtpServer::start();
+    server.set_mode(Mode::PermanentFailure);
+    let content = welcome();
+
+    let failure = provider(&server)
+        .deliver(&Delivery::from(to(Uuid::new_v4(), "nobody@example.test", &content)))
+        .await
+        .unwrap_err();
+
+    assert_eq!(failure.kind, FailureKind::Recipient, "{failure:?}");
 }

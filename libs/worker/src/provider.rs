@@ -1,4 +1,13 @@
 //! The provider boundary: where a delivery attempt's failure is classified, once.
+//!
+//! A provider implements [`Provider::deliver`], which answers with a [`ProviderFailure`]:
+//! the class (transient, permanent for the message, permanent for this recipient), the
+//! provider's `Retry-After` when it gave one, and whether the failure needs an operator
+//! (credentials, configuration). [`Provider::send`] is the older, coarser view of the same
+//! call ([`ProviderError`]: transient or permanent), kept so callers written against it
+//! compile unchanged.
+
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use notify_templates::Rendered;
@@ -21,7 +30,27 @@ pub struct OutgoingMessage<'a> {
     pub content: &'a Rendered,
 }
 
-/// How a provider failed.
+/// What [`Provider::deliver`] sends: the message, and what only the richer path carries.
+/// (A separate struct rather than new fields of [`OutgoingMessage`], so that code building
+/// an `OutgoingMessage` literal keeps compiling.)
+#[derive(Debug, Clone)]
+pub struct Delivery<'a> {
+    pub message: OutgoingMessage<'a>,
+    /// The recipient's one-click unsubscribe link (email): providers add `List-Unsubscribe`
+    /// and `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) when it is set.
+    pub unsubscribe_url: Option<&'a str>,
+}
+
+impl<'a> From<OutgoingMessage<'a>> for Delivery<'a> {
+    fn from(message: OutgoingMessage<'a>) -> Self {
+        Self {
+            message,
+            unsubscribe_url: None,
+        }
+    }
+}
+
+/// How a provider failed, coarsely: what [`Provider::send`] answers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// Worth retrying later: timeout, connection refused, 4xx-throttle (421/451/452, HTTP
@@ -46,16 +75,104 @@ impl ProviderError {
     }
 }
 
+/// The class of a [`ProviderFailure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Worth retrying later (and, in a chain, worth trying the next provider now): timeout,
+    /// connection refused, throttling, 5xx, refused credentials.
+    Transient,
+    /// Retrying cannot help, for the whole message: content the provider refuses (too
+    /// large, malformed), wrong content type. Every other target of the message would fail
+    /// the same way.
+    Permanent,
+    /// Retrying cannot help for this recipient only: invalid address, mailbox does not
+    /// exist, unregistered device token. Other targets of the same message may succeed.
+    Recipient,
+}
+
+/// How a provider failed, classified once at the provider boundary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct ProviderFailure {
+    pub kind: FailureKind,
+    /// What happened, for logs and the status event; never holds a secret.
+    pub message: String,
+    /// When the provider said to come back (`Retry-After`, a rate-limit reset, or our own
+    /// rate limiter's wait); only on transient failures.
+    pub retry_after: Option<Duration>,
+    /// The failure is ours to fix (credentials refused, sender not allowed, account
+    /// suspended): transient for the channel, and worth an alert.
+    pub alert: bool,
+}
+
+impl ProviderFailure {
+    fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            retry_after: None,
+            alert: false,
+        }
+    }
+
+    /// A failure worth retrying later.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(FailureKind::Transient, message)
+    }
+
+    /// A refusal of the whole message.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(FailureKind::Permanent, message)
+    }
+
+    /// A refusal of this recipient.
+    pub fn recipient(message: impl Into<String>) -> Self {
+        Self::new(FailureKind::Recipient, message)
+    }
+
+    /// A transient failure that an operator must fix (refused credentials, configuration).
+    pub fn alert(message: impl Into<String>) -> Self {
+        Self {
+            alert: true,
+            ..Self::transient(message)
+        }
+    }
+
+    /// The same failure, with the provider's `Retry-After` (ignored unless transient).
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        if self.kind == FailureKind::Transient {
+            self.retry_after = retry_after;
+        }
+        self
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind == FailureKind::Transient
+    }
+}
+
+impl From<ProviderFailure> for ProviderError {
+    /// The coarse view: a recipient refusal is permanent.
+    fn from(f: ProviderFailure) -> Self {
+        match f.kind {
+            FailureKind::Transient => Self::Transient(f.message),
+            FailureKind::Permanent | FailureKind::Recipient => Self::Permanent(f.message),
+        }
+    }
+}
+
 /// What the provider said when it accepted the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProviderReceipt {
     /// Provider's own id of the message (SMTP queue id, FCM message name), if any.
     pub provider_message_id: Option<String>,
+    /// Which provider delivered it, when the caller cannot tell from
+    /// [`Provider::name`]: a provider chain names the member that took the message.
+    pub provider: Option<&'static str>,
 }
 
-/// A delivery provider (SMTP, FCM, …). Implementations classify every failure as
-/// [`ProviderError::Transient`] or [`ProviderError::Permanent`]; nothing above them looks at
-/// protocol details.
+/// A delivery provider (SMTP, SendGrid, FCM, a chain of them…). Implementations classify
+/// every failure once ([`ProviderFailure`]); nothing above them looks at protocol details.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// Short stable name for metrics and status events (`smtp`, `fcm`, …).
@@ -63,11 +180,59 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Sends one message. Must be idempotent-friendly: for email, the `Message-ID` is derived
     /// from the notification id (see [`message_id`]).
-    async fn send(&self, message: &OutgoingMessage<'_>) -> Result<ProviderReceipt, ProviderError>;
+    async fn deliver(&self, delivery: &Delivery<'_>) -> Result<ProviderReceipt, ProviderFailure>;
+
+    /// [`Provider::deliver`] without an unsubscribe link, with the coarse error.
+    async fn send(&self, message: &OutgoingMessage<'_>) -> Result<ProviderReceipt, ProviderError> {
+        self.deliver(&Delivery::from(message.clone()))
+            .await
+            .map_err(ProviderError::from)
+    }
+
+    /// `Some(t)`: nothing can be sent before `t` (every circuit of a chain is open), so a
+    /// consumer may pause instead of spending attempts. `None`: try now.
+    fn unavailable_until(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// The deterministic `Message-ID` of a notification's email: `<{notification_id}@{domain}>`.
 /// A redelivered email carries the same id, so receiving systems can drop the duplicate.
 pub fn message_id(notification_id: Uuid, domain: &str) -> String {
     format!("<{notification_id}@{domain}>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coarse_view_keeps_transient_and_folds_recipient_into_permanent() {
+        assert_eq!(
+            ProviderError::from(ProviderFailure::alert("key refused")),
+            ProviderError::Transient("key refused".into())
+        );
+        assert_eq!(
+            ProviderError::from(ProviderFailure::recipient("no such mailbox")),
+            ProviderError::Permanent("no such mailbox".into())
+        );
+        assert_eq!(
+            ProviderError::from(ProviderFailure::permanent("too large")),
+            ProviderError::Permanent("too large".into())
+        );
+    }
+
+    #[test]
+    fn only_a_transient_failure_carries_a_retry_after() {
+        let wait = Some(Duration::from_secs(5));
+
+        assert_eq!(
+            ProviderFailure::transient("429").with_retry_after(wait).retry_after,
+            wait
+        );
+        assert_eq!(
+            ProviderFailure::permanent("400").with_retry_after(wait).retry_after,
+            None
+        );
+    }
 }

@@ -11,28 +11,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lettre::{
-    message::{
-        header::{HeaderName, HeaderValue},
-        Mailbox, MultiPart, SinglePart,
-    },
+    message::dkim::DkimConfig,
     transport::smtp::{authentication::Credentials, client::TlsParameters, response::Response},
-    Address, Message,
+    Message,
 };
 use notify_kit::settings::SettingsError;
-use notify_templates::{EmailContent, Rendered};
-use notify_worker::provider::{message_id, OutgoingMessage, Provider, ProviderError, ProviderReceipt};
+use notify_worker::provider::{Delivery, Provider, ProviderFailure, ProviderReceipt};
 use secrecy::ExposeSecret;
 
-pub use settings::{SmtpSettings, SmtpTls};
+pub use settings::{DkimSettings, SmtpSettings, SmtpTls};
 
-use crate::header_safe;
+use crate::email::{Email, SenderSettings};
 use pool::{ConnectionPool, Endpoint, Failure, Security};
 
 /// Delivers [`Rendered::Email`] over SMTP. Share it (`Arc`): the pool is per provider.
 pub struct SmtpProvider {
     pool: ConnectionPool,
-    from: Mailbox,
-    message_id_domain: String,
+    sender: SenderSettings,
+    dkim: Option<DkimConfig>,
     timeout: Duration,
 }
 
@@ -59,48 +55,19 @@ impl SmtpProvider {
         };
         Ok(Self {
             pool: ConnectionPool::new(endpoint, settings.pool_size as usize),
-            from: settings.sender()?,
-            message_id_domain: settings.message_id_domain.clone(),
+            sender: settings.sender()?,
+            dkim: settings.dkim.as_ref().map(DkimSettings::config).transpose()?,
             timeout: settings.timeout,
         })
     }
 
-    /// The message as it will be sent; a recipient that is not an address is permanent.
-    fn build_message(&self, message: &OutgoingMessage<'_>, content: &EmailContent) -> Result<Message, ProviderError> {
-        let address = message
-            .target
-            .trim()
-            .parse::<Address>()
-            .map_err(|e| ProviderError::Permanent(format!("invalid recipient address: {e}")))?;
-        let name = message
-            .recipient_name
-            .map(|n| header_safe(n, 200))
-            .filter(|n| !n.is_empty());
-        let mut builder = Message::builder()
-            .message_id(Some(message_id(message.notification_id, &self.message_id_domain)))
-            .from(self.from.clone())
-            .to(Mailbox::new(name, address))
-            .subject(header_safe(&content.subject, 998))
-            .raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("X-Notification-Id"),
-                message.notification_id.to_string(),
-            ));
-        let correlation_id = header_safe(message.correlation_id, 200);
-        if !correlation_id.is_empty() {
-            builder = builder.raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("X-Correlation-Id"),
-                correlation_id,
-            ));
+    /// The message as it will be sent, DKIM-signed when a key is configured.
+    fn build_message(&self, delivery: &Delivery<'_>) -> Result<Message, ProviderFailure> {
+        let mut email = Email::compose(delivery, &self.sender)?.to_message()?;
+        if let Some(dkim) = &self.dkim {
+            email.sign(dkim);
         }
-        let built = if content.html_body.trim().is_empty() {
-            builder.singlepart(SinglePart::plain(content.text_body.clone()))
-        } else {
-            builder.multipart(MultiPart::alternative_plain_html(
-                content.text_body.clone(),
-                content.html_body.clone(),
-            ))
-        };
-        built.map_err(|e| ProviderError::Permanent(format!("cannot build the email: {e}")))
+        Ok(email)
     }
 }
 
@@ -115,18 +82,13 @@ impl Provider for SmtpProvider {
         "smtp"
     }
 
-    #[tracing::instrument(name = "smtp_send", skip_all, fields(notification_id = %message.notification_id))]
-    async fn send(&self, message: &OutgoingMessage<'_>) -> Result<ProviderReceipt, ProviderError> {
-        let Rendered::Email(content) = message.content else {
-            return Err(ProviderError::Permanent(
-                "wrong content: the SMTP provider was given a push notification".into(),
-            ));
-        };
-        let email = self.build_message(message, content)?;
+    #[tracing::instrument(name = "smtp_send", skip_all, fields(notification_id = %delivery.message.notification_id))]
+    async fn deliver(&self, delivery: &Delivery<'_>) -> Result<ProviderReceipt, ProviderFailure> {
+        let email = self.build_message(delivery)?;
         match self.pool.send(email.envelope(), &email.formatted()).await {
             Ok(response) => Ok(receipt(&response)),
             Err(Failure::Smtp(e)) => Err(classify(&e)),
-            Err(Failure::TimedOut) => Err(ProviderError::Transient(format!(
+            Err(Failure::TimedOut) => Err(ProviderFailure::transient(format!(
                 "SMTP server did not take the message within {:?}",
                 self.timeout
             ))),
@@ -139,40 +101,51 @@ fn receipt(response: &Response) -> ProviderReceipt {
     let text = response.message().collect::<Vec<_>>().join(" ");
     ProviderReceipt {
         provider_message_id: Some(text.trim().to_string()).filter(|t| !t.is_empty()),
+        provider: Some("smtp"),
     }
 }
 
 /// Authentication refused: our configuration, not the message, is wrong (RFC 4954).
 const AUTH_FAILURES: [&str; 4] = ["530", "534", "535", "538"];
 
-/// Classifies an SMTP failure, once: 4xx and every network trouble is transient, 5xx is
-/// permanent, except authentication failures, which are configuration problems retried so
-/// that nothing is lost while someone fixes the credentials.
-fn classify(err: &lettre::transport::smtp::Error) -> ProviderError {
+/// Refusals of the recipient (RFC 5321 §4.2.3: mailbox unavailable, not local, name not
+/// allowed); any other 5xx refuses the message itself.
+const RECIPIENT_REFUSALS: [&str; 3] = ["550", "551", "553"];
+
+/// Classifies an SMTP failure, once: 4xx and every network trouble is transient; 550, 551
+/// and 553 refuse the recipient, other 5xx the message; authentication failures are
+/// configuration problems, retried (and alerted) so that nothing is lost while someone
+/// fixes the credentials.
+fn classify(err: &lettre::transport::smtp::Error) -> ProviderFailure {
     if let Some(code) = err.status() {
         let code = code.to_string();
         if AUTH_FAILURES.contains(&code.as_str()) {
-            tracing::error!(code, error = %err, "the SMTP server refused our credentials: check APP_SMTP_USERNAME / APP_SMTP_PASSWORD");
-            return ProviderError::Transient(format!("SMTP authentication failed: {err}"));
+            return ProviderFailure::alert(format!(
+                "SMTP authentication failed (check APP_SMTP_USERNAME / APP_SMTP_PASSWORD): {err}"
+            ));
         }
-        return if err.is_permanent() {
-            ProviderError::Permanent(format!("SMTP server refused the message: {err}"))
+        return if !err.is_permanent() {
+            ProviderFailure::transient(format!("SMTP server deferred the message: {err}"))
+        } else if RECIPIENT_REFUSALS.contains(&code.as_str()) {
+            ProviderFailure::recipient(format!("SMTP server refused the recipient: {err}"))
         } else {
-            ProviderError::Transient(format!("SMTP server deferred the message: {err}"))
+            ProviderFailure::permanent(format!("SMTP server refused the message: {err}"))
         };
     }
     if err.is_timeout() {
-        return ProviderError::Transient(format!("SMTP timeout: {err}"));
+        return ProviderFailure::transient(format!("SMTP timeout: {err}"));
     }
     let text = err.to_string();
     // lettre refuses, before sending, a non-ASCII address to a server without SMTPUTF8:
     // the same message to the same server will always fail.
     if err.is_client() && text.contains("non-ascii") {
-        return ProviderError::Permanent(format!("SMTP server cannot take this message: {text}"));
+        return ProviderFailure::recipient(format!("SMTP server cannot take this address: {text}"));
     }
     if err.is_client() || err.is_tls() {
         // STARTTLS or the auth mechanism unsupported, TLS handshake refused: configuration.
-        tracing::error!(error = %err, "SMTP connection set-up failed: check APP_SMTP_TLS and the server");
+        return ProviderFailure::alert(format!(
+            "SMTP connection set-up failed (check APP_SMTP_TLS and the server): {text}"
+        ));
     }
-    ProviderError::Transient(format!("SMTP connection failed: {text}"))
+    ProviderFailure::transient(format!("SMTP connection failed: {text}"))
 }
