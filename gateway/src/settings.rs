@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use notify_lookup::LookupSettings;
 use notify_kit::{
     auth::AuthSettings,
     settings,
     settings::{SecretUrl, SettingsError},
 };
+use notify_lookup::LookupSettings;
 
 /// Everything the gateway reads at start.
 #[derive(Debug, Clone)]

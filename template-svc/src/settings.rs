@@ -1,11 +1,11 @@
 //! template-svc configuration, from `APP_*` environment variables.
 
-use notify_lookup::CacheSettings;
 use notify_kit::{
     auth::AuthSettings,
     settings,
     settings::{SecretUrl, SettingsError},
 };
+use notify_lookup::CacheSettings;
 
 /// Everything template-svc reads at start.
 #[derive(Debug, Clone)]

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use notify_lookup::CacheSettings;
 use notify_kit::{
     auth::AuthSettings,
     settings,
     settings::{SecretUrl, SettingsError},
 };
+use notify_lookup::CacheSettings;
 
 use crate::password::HashingParams;
 

@@ -66,11 +66,7 @@ impl TemplateLookup {
     /// The active version of `code` in `language` (or its fallback: `pt-BR` → `pt` → the
     /// template's default language); `None` when there is no such template.
     #[tracing::instrument(skip_all, fields(template_code = %code, language = %language))]
-    pub async fn get(
-        &self,
-        code: &TemplateCode,
-        language: &Language,
-    ) -> Result<Option<ResolvedTemplate>, LookupError> {
+    pub async fn get(&self, code: &TemplateCode, language: &Language) -> Result<Option<ResolvedTemplate>, LookupError> {
         let prefix = self.cache.prefix().to_string();
         let generation = self.cache.generation(keys::template_generation(&prefix, code)).await;
         if let Some(g) = generation {

@@ -4,11 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod app;
 pub mod kafka;
+pub mod openapi;
 pub mod otlp;
 pub mod process;
+pub mod prometheus;
 pub mod servers;
 pub mod smtp;
+
+pub use app::{spawn_app, TestApp};
 
 use std::time::{Duration, Instant};
 
