@@ -5,11 +5,11 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, get, web, HttpResponse};
 use anyhow::Context;
+use notify_lookup::{Cache, TemplateLookup, TokenSource, RecipientLookup, SCOPE_TEMPLATES_READ, SCOPE_USERS_READ};
 use notify_kit::{
     auth::JwtIssuer,
     health::{check, HealthReport},
 };
-use notify_lookup::{Cache, RecipientLookup, TemplateLookup, TokenSource, SCOPE_TEMPLATES_READ, SCOPE_USERS_READ};
 use notify_schemas::registry::SchemaRegistry;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;

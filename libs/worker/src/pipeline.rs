@@ -2,8 +2,8 @@
 
 use std::{sync::Arc, time::Instant};
 
+use notify_lookup::{LookupError, TemplateLookup, RecipientLookup};
 use notify_kit::tracecontext;
-use notify_lookup::{LookupError, RecipientLookup, TemplateLookup};
 use notify_schemas::{registry::SchemaRegistry, wire, Channel, NotificationRequested};
 use notify_templates::{render, RenderError, TemplateCode};
 use serde_json::{Map, Value};

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use notify_lookup::LookupSettings;
 use notify_kafka::KafkaSettings;
 use notify_kit::{auth::AuthSettings, settings, settings::SettingsError};
-use notify_lookup::LookupSettings;
 use notify_schemas::Channel;
 
 /// One delay tier of the retry path.
