@@ -97,7 +97,6 @@ impl Default for Tiers {
 pub struct Stack {
     pub db: TestDb,
     pub prefix: String,
-    pub cache_prefix: String,
     pub smtp: TestSmtpServer,
     pub gateway: Service,
     pub user_svc: Service,
@@ -210,7 +209,6 @@ impl Stack {
         Self {
             db,
             prefix,
-            cache_prefix,
             smtp,
             gateway,
             user_svc,

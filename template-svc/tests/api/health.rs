@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{reader, spawn_app, welcome, writer};
 
 #[tokio::test]
 async fn health_and_the_openapi_document_are_served() {
@@ -26,4 +26,21 @@ async fn health_and_the_openapi_document_are_served() {
     assert!(v["components"]["securitySchemes"]["bearer"].is_object());
     let metrics = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_route_answers_with_and_without_a_trailing_slash() {
+    let app = spawn_app().await;
+    let (status, v) = app.post("/api/v1/templates", Some(&writer()), &welcome()).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    for path in ["/api/v1/templates", "/api/v1/templates/"] {
+        let (status, v) = app.get(path, Some(&reader())).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {v}");
+        assert_eq!(v["meta"]["total"], 1, "{path}");
+    }
+    for path in ["/api/v1/templates/welcome_email", "/api/v1/templates/welcome_email/"] {
+        let (status, v) = app.get(path, Some(&reader())).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {v}");
+        assert_eq!(v["data"]["code"], "welcome_email");
+    }
 }

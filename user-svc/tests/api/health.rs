@@ -1,8 +1,9 @@
 //! Health, the OpenAPI document, metrics and routing.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 
-use crate::helpers::{assert_error_envelope, reader, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error_envelope, reader, spawn_app, spawn_app_with, spec_body, writer};
 
 #[tokio::test]
 async fn health_reports_postgres_hard_and_redis_soft() {
@@ -53,4 +54,39 @@ async fn unknown_routes_and_malformed_ids_answer_404_in_the_envelope() {
     let (status, v) = app.get("/api/v1/users/not-a-uuid", Some(&reader())).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_envelope(&v, "not_found");
+}
+
+#[tokio::test]
+async fn every_route_answers_with_and_without_a_trailing_slash() {
+    let app = spawn_app().await;
+    let (status, v) = app
+        .post("/api/v1/users", Some(&writer()), &spec_body("noslash@example.com"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    let (status, v) = app
+        .post("/api/v1/users/", Some(&writer()), &spec_body("slash@example.com"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+
+    for path in ["/api/v1/users", "/api/v1/users/"] {
+        let (status, v) = app.get(path, Some(&reader())).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {v}");
+        assert_eq!(v["meta"]["total"], 2, "{path}");
+    }
+    for path in [format!("/api/v1/users/{id}"), format!("/api/v1/users/{id}/")] {
+        let (status, v) = app.get(&path, Some(&reader())).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {v}");
+        assert_eq!(v["data"]["id"], id.as_str());
+    }
+    let (status, v) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{id}/preferences/"),
+            Some(&writer()),
+            Some(&json!({"email": false, "push": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["preferences"]["push"], true);
 }
