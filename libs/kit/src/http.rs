@@ -136,3 +136,51 @@ where
     .listen(listener)?
     .run())
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{middleware, test, web, App, HttpRequest, HttpResponse};
+
+    use super::*;
+
+    /// Answers the matched pattern, the path and the query it saw.
+    async fn echo(req: HttpRequest) -> HttpResponse {
+        HttpResponse::Ok().body(format!(
+            "{} {} {}",
+            req.match_pattern().unwrap_or_default(),
+            req.path(),
+            req.query_string()
+        ))
+    }
+
+    async fn call(path: &str) -> (u16, String) {
+        let app = test::init_service(
+            App::new()
+                .wrap(middleware::from_fn(trailing_slash))
+                .route("/items/", web::get().to(echo))
+                .route("/items/{id}", web::get().to(echo)),
+        )
+        .await;
+        let resp = test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+        let status = resp.status().as_u16();
+        (
+            status,
+            String::from_utf8_lossy(&test::read_body(resp).await).into_owned(),
+        )
+    }
+
+    #[actix_web::test]
+    async fn a_path_reaches_its_route_with_or_without_the_trailing_slash() {
+        assert_eq!(call("/items").await, (200, "/items/ /items/ ".into()));
+        assert_eq!(call("/items?x=1").await, (200, "/items/ /items/ x=1".into()));
+        assert_eq!(call("/items/7").await, (200, "/items/{id} /items/7 ".into()));
+        assert_eq!(call("/items/7/").await, (200, "/items/{id} /items/7 ".into()));
+    }
+
+    #[actix_web::test]
+    async fn a_path_that_matches_no_route_in_either_form_is_left_alone() {
+        assert_eq!(call("/nothing").await.0, 404);
+        assert_eq!(call("/nothing/").await.0, 404);
+        assert_eq!(call("/").await.0, 404);
+    }
+}
