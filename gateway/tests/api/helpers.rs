@@ -7,7 +7,7 @@ use notify_kit::auth::SCOPE_SEND;
 use reqwest::{header::HeaderMap, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Row;
-use test_support::service_token;
+use test_support::{service_token, TestDb};
 
 pub use test_support::app::assert_error_envelope;
 
@@ -22,27 +22,25 @@ impl Deref for TestApp {
     }
 }
 
+/// The gateway's test settings for the database `db`: port 0, no reference checks.
+fn settings(db: &TestDb) -> Settings {
+    Settings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        database_url: notify_kit::settings::SecretUrl::new(db.url.clone()),
+        database_max_connections: 8,
+        run_migrations: true,
+        idempotency_ttl: Duration::from_secs(3600),
+        max_body_bytes: 16 * 1024,
+        http_workers: 2,
+        auth: test_support::auth_settings(),
+        lookup: None,
+    }
+}
+
 /// Starts a gateway with the test settings changed by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    TestApp(
-        test_support::spawn_app::<Application>(&notify_store::MIGRATOR, |db| {
-            let mut settings = Settings {
-                host: "127.0.0.1".into(),
-                port: 0,
-                database_url: notify_kit::settings::SecretUrl::new(db.url.clone()),
-                database_max_connections: 8,
-                run_migrations: true,
-                idempotency_ttl: Duration::from_secs(3600),
-                max_body_bytes: 16 * 1024,
-                http_workers: 2,
-                auth: test_support::auth_settings(),
-                lookup: None,
-            };
-            configure(&mut settings);
-            settings
-        })
-        .await,
-    )
+    TestApp(test_support::spawn_app_with::<Application>(&notify_store::MIGRATOR, settings, configure).await)
 }
 
 /// Starts a gateway with the test settings (no reference checks).

@@ -41,6 +41,21 @@ pub async fn spawn_app<A: HttpApplication>(
     }
 }
 
+/// [`spawn_app`] with the settings `settings` makes, changed by `configure` first: a test's
+/// own variation on its crate's test settings.
+pub async fn spawn_app_with<A: HttpApplication>(
+    migrator: &sqlx::migrate::Migrator,
+    settings: impl FnOnce(&TestDb) -> A::Settings,
+    configure: impl FnOnce(&mut A::Settings),
+) -> TestApp {
+    spawn_app::<A>(migrator, |db| {
+        let mut settings = settings(db);
+        configure(&mut settings);
+        settings
+    })
+    .await
+}
+
 impl TestApp {
     /// `method path` with an optional bearer token and JSON body: the status and the JSON
     /// answer (every answer of the services is JSON; anything else fails the test).

@@ -13,7 +13,7 @@ pub mod prometheus;
 pub mod servers;
 pub mod smtp;
 
-pub use app::{spawn_app, TestApp};
+pub use app::{spawn_app, spawn_app_with, TestApp};
 
 use std::time::{Duration, Instant};
 

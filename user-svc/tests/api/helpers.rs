@@ -9,7 +9,7 @@ use std::{
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use test_support::service_token;
+use test_support::{service_token, TestDb};
 use user_svc::{
     password::HashingParams, settings::Settings, startup::Application, SCOPE_USERS_READ, SCOPE_USERS_WRITE,
 };
@@ -75,40 +75,39 @@ impl Deref for TestApp {
     }
 }
 
+/// user-svc's test settings for the database `db`: port 0, cheap password hashing, a
+/// cache prefix of its own.
+fn settings(db: &TestDb) -> Settings {
+    Settings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        database_url: notify_kit::settings::SecretUrl::new(db.url.clone()),
+        database_max_connections: 4,
+        run_migrations: true,
+        max_body_bytes: 16 * 1024,
+        http_workers: 1,
+        open_registration: false,
+        user_token_ttl: Duration::from_secs(900),
+        password_hashing: HashingParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+        auth: test_support::auth_settings(),
+        cache: notify_lookup::CacheSettings {
+            redis_url: notify_kit::settings::SecretUrl::new(test_support::redis_url()),
+            prefix: format!("{}:", test_support::unique("t")),
+            ttl: Duration::from_secs(30),
+            op_timeout: Duration::from_millis(500),
+        },
+    }
+}
+
 /// Starts a user-svc with the test settings changed by `configure`; its logs are captured
 /// ([`logs_text`]).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     install_log_capture();
-    TestApp(
-        test_support::spawn_app::<Application>(&user_svc::db::MIGRATOR, |db| {
-            let mut settings = Settings {
-                host: "127.0.0.1".into(),
-                port: 0,
-                database_url: notify_kit::settings::SecretUrl::new(db.url.clone()),
-                database_max_connections: 4,
-                run_migrations: true,
-                max_body_bytes: 16 * 1024,
-                http_workers: 1,
-                open_registration: false,
-                user_token_ttl: Duration::from_secs(900),
-                password_hashing: HashingParams {
-                    memory_kib: 1024,
-                    iterations: 1,
-                    parallelism: 1,
-                },
-                auth: test_support::auth_settings(),
-                cache: notify_lookup::CacheSettings {
-                    redis_url: notify_kit::settings::SecretUrl::new(test_support::redis_url()),
-                    prefix: format!("{}:", test_support::unique("t")),
-                    ttl: Duration::from_secs(30),
-                    op_timeout: Duration::from_millis(500),
-                },
-            };
-            configure(&mut settings);
-            settings
-        })
-        .await,
-    )
+    TestApp(test_support::spawn_app_with::<Application>(&user_svc::db::MIGRATOR, settings, configure).await)
 }
 
 /// Starts a user-svc with the test settings.
