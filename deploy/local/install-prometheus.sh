@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure Prometheus is installed: the server (`prometheus`, started by `make run` and the
-# live check e2e/tests/observability.rs) and `promtool` (deploy/check-prometheus.sh),
+# live check e2e/tests/e2e/observability.rs) and `promtool` (deploy/check-prometheus.sh),
 # both from Debian's `prometheus` package (2.42 on bookworm), installed when missing; and that
 # python3 reads YAML (deploy/check-queries.py reads alerts.yml): Debian's `python3-yaml`.
 # Idempotent: a no-op when everything is there.

@@ -7,7 +7,7 @@ source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
 
 bash deploy/local/install-tools.sh
-# The live monitoring check (e2e/tests/observability.rs) runs a real Prometheus server.
+# The live monitoring check (e2e/tests/e2e/observability.rs) runs a real Prometheus server.
 bash deploy/local/install-prometheus.sh
 echo "[test] building the workspace (binaries are needed by the process-level tests)"
 cargo build --workspace --bins --tests

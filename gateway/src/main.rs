@@ -1,5 +1,6 @@
 use anyhow::Context;
 use gateway::{settings::Settings, startup::Application};
+use notify_kit::http::HttpApplication;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {

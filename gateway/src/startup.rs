@@ -3,14 +3,17 @@
 
 use std::{net::TcpListener, time::Duration};
 
-use actix_web::{dev::Server, middleware, web, App, HttpServer};
+use actix_web::{
+    dev::{Server, ServerHandle},
+    middleware, web, App, HttpServer,
+};
 use anyhow::Context;
-use notify_kit::auth::JwtVerifier;
+use notify_kit::{auth::JwtVerifier, http::HttpApplication};
 use notify_store::outbox::RelayWaker;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    routes::{health, notifications, openapi, status, AppState},
+    routes::{self, AppState},
     settings::Settings,
 };
 
@@ -21,9 +24,11 @@ pub struct Application {
     sweeper: CancellationToken,
 }
 
-impl Application {
+impl HttpApplication for Application {
+    type Settings = Settings;
+
     /// Connects to PostgreSQL, runs migrations and binds the listener.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    async fn build(settings: Settings) -> anyhow::Result<Self> {
         notify_kit::metrics::install();
         let pool = notify_store::connect(settings.database_url.expose(), settings.database_max_connections)
             .await
@@ -63,21 +68,11 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(middleware::from_fn(notify_kit::correlation::middleware))
+                .wrap(middleware::from_fn(notify_kit::http::trailing_slash))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::Data::new(verifier.clone()))
                 .configure(|cfg| notify_kit::http::configure(cfg, body_limit))
-                .service(health::health)
-                .service(health::live)
-                .service(openapi::openapi_json)
-                .route("/metrics", web::get().to(notify_kit::metrics::endpoint))
-                .service(
-                    web::scope("/api/v1/notifications")
-                        .route("", web::post().to(notifications::create))
-                        .route("/", web::post().to(notifications::create))
-                        .route("/{id}", web::get().to(notifications::get)),
-                )
-                .route("/api/v1/{channel}/status/", web::post().to(status::report))
-                .route("/api/v1/{channel}/status", web::post().to(status::report))
+                .configure(routes::configure)
                 .default_service(web::to(notify_kit::http::not_found))
         })
         .workers(settings.http_workers.max(1))
@@ -87,12 +82,16 @@ impl Application {
         Ok(Self { port, server, sweeper })
     }
 
-    pub fn port(&self) -> u16 {
+    fn port(&self) -> u16 {
         self.port
     }
 
+    fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGTERM/SIGINT (actix handles the signals and drains in-flight requests).
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    async fn run_until_stopped(self) -> anyhow::Result<()> {
         let result = self.server.await;
         self.sweeper.cancel();
         result.context("HTTP server failed")

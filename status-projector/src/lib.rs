@@ -1,6 +1,6 @@
 //! The status projector: the only writer of notification statuses after acceptance. It
 //! consumes `notifications.status` (consumer group `status-projector`), applies each event
-//! through the state machine in `notify_store::status` (idempotent: a redelivered event is a
+//! through the state machine in `notify_store::state_machine` (idempotent: a redelivered event is a
 //! no-op) and commits the offset after the database commit.
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
@@ -20,7 +20,7 @@ use notify_kit::{
     tracecontext,
 };
 use notify_schemas::{registry::SchemaRegistry, wire, DeliveryStatus, NotificationStatusChanged};
-use notify_store::status::{apply, Applied, Status, StatusEvent};
+use notify_store::state_machine::{apply, Applied, Status, StatusEvent};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::{Headers, Message, OwnedMessage},
@@ -282,7 +282,6 @@ impl Applier {
         let Some(status) = to_status(ev.status) else {
             return Ok(Applied::RecordedOnly);
         };
-        let notification_id = ev.notification_id.as_uuid();
         let occurred_at = Utc
             .timestamp_millis_opt(ev.occurred_at)
             .single()
@@ -290,7 +289,7 @@ impl Applier {
         apply(
             &self.pool,
             &StatusEvent {
-                notification_id,
+                notification_id: ev.notification_id,
                 status,
                 attempt: ev.attempt,
                 occurred_at,

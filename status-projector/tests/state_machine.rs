@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{Duration, Utc};
-use notify_store::status::{apply, Applied, Status, StatusEvent};
+use notify_store::state_machine::{apply, Applied, Status, StatusEvent};
 use sqlx::{PgPool, Row};
 use test_support::TestDb;
 use uuid::Uuid;
@@ -26,7 +26,7 @@ async fn notification(pool: &PgPool) -> Uuid {
 
 fn event(id: Uuid, status: Status, attempt: i32, secs: i64) -> StatusEvent<'static> {
     StatusEvent {
-        notification_id: id,
+        notification_id: id.into(),
         status,
         attempt,
         occurred_at: Utc::now() + Duration::seconds(secs),

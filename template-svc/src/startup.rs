@@ -3,14 +3,17 @@
 
 use std::net::TcpListener;
 
-use actix_web::{dev::Server, middleware, web, App, HttpServer};
+use actix_web::{
+    dev::{Server, ServerHandle},
+    middleware, web, App, HttpServer,
+};
 use anyhow::Context;
-use notify_kit::auth::JwtVerifier;
+use notify_kit::{auth::JwtVerifier, http::HttpApplication};
 use notify_lookup::Cache;
 
 use crate::{
     db,
-    routes::{health, openapi, templates, AppState},
+    routes::{self, AppState},
     settings::Settings,
 };
 
@@ -20,9 +23,11 @@ pub struct Application {
     server: Server,
 }
 
-impl Application {
+impl HttpApplication for Application {
+    type Settings = Settings;
+
     /// Creates and migrates the database if asked, checks the keys and binds the listener.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    async fn build(settings: Settings) -> anyhow::Result<Self> {
         let url = settings.database_url.expose();
         if settings.run_migrations {
             db::create_if_missing(url)
@@ -50,23 +55,11 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(middleware::from_fn(notify_kit::correlation::middleware))
+                .wrap(middleware::from_fn(notify_kit::http::trailing_slash))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::Data::new(verifier.clone()))
                 .configure(|cfg| notify_kit::http::configure(cfg, body_limit))
-                .service(health::health)
-                .service(health::live)
-                .service(openapi::openapi_json)
-                .route("/metrics", web::get().to(notify_kit::metrics::endpoint))
-                .service(
-                    web::scope("/api/v1/templates")
-                        .route("", web::post().to(templates::create))
-                        .route("/", web::post().to(templates::create))
-                        .route("", web::get().to(templates::list))
-                        .route("/", web::get().to(templates::list))
-                        .route("/{code}", web::get().to(templates::get))
-                        .route("/{code}/versions", web::post().to(templates::publish))
-                        .route("/{code}/render", web::post().to(templates::preview)),
-                )
+                .configure(routes::configure)
                 .default_service(web::to(notify_kit::http::not_found))
         })
         .workers(settings.http_workers.max(1))
@@ -76,17 +69,16 @@ impl Application {
         Ok(Self { port, server })
     }
 
-    pub fn port(&self) -> u16 {
+    fn port(&self) -> u16 {
         self.port
     }
 
-    /// A handle to stop the server (tests use it to take the service down).
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+    fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
     /// Serves until SIGTERM/SIGINT (actix handles the signals and drains in-flight requests).
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server failed")
     }
 }

@@ -1,4 +1,5 @@
 use anyhow::Context;
+use notify_kit::http::HttpApplication;
 use user_svc::{settings::Settings, startup::Application};
 
 #[actix_web::main]

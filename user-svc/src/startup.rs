@@ -3,15 +3,21 @@
 
 use std::net::TcpListener;
 
-use actix_web::{dev::Server, middleware, web, App, HttpServer};
+use actix_web::{
+    dev::{Server, ServerHandle},
+    middleware, web, App, HttpServer,
+};
 use anyhow::Context;
-use notify_kit::auth::{JwtIssuer, JwtVerifier};
+use notify_kit::{
+    auth::{JwtIssuer, JwtVerifier},
+    http::HttpApplication,
+};
 use notify_lookup::Cache;
 
 use crate::{
     db,
     password::Passwords,
-    routes::{auth, health, openapi, users, AppState},
+    routes::{self, AppState},
     settings::Settings,
 };
 
@@ -21,9 +27,11 @@ pub struct Application {
     server: Server,
 }
 
-impl Application {
+impl HttpApplication for Application {
+    type Settings = Settings;
+
     /// Creates and migrates the database if asked, checks the keys and binds the listener.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    async fn build(settings: Settings) -> anyhow::Result<Self> {
         let url = settings.database_url.expose();
         if settings.run_migrations {
             db::create_if_missing(url)
@@ -61,27 +69,11 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(middleware::from_fn(notify_kit::correlation::middleware))
+                .wrap(middleware::from_fn(notify_kit::http::trailing_slash))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::Data::new(verifier.clone()))
                 .configure(|cfg| notify_kit::http::configure(cfg, body_limit))
-                .service(health::health)
-                .service(health::live)
-                .service(openapi::openapi_json)
-                .route("/metrics", web::get().to(notify_kit::metrics::endpoint))
-                .route("/api/v1/auth/login", web::post().to(auth::login))
-                .service(
-                    web::scope("/api/v1/users")
-                        .route("", web::post().to(users::create))
-                        .route("/", web::post().to(users::create))
-                        .route("", web::get().to(users::list))
-                        .route("/", web::get().to(users::list))
-                        .route("/{id}", web::get().to(users::get))
-                        .route("/{id}", web::patch().to(users::patch))
-                        .route("/{id}", web::delete().to(users::delete))
-                        .route("/{id}/push-tokens", web::post().to(users::add_push_token))
-                        .route("/{id}/push-tokens/{token}", web::delete().to(users::remove_push_token))
-                        .route("/{id}/preferences", web::put().to(users::set_preferences)),
-                )
+                .configure(routes::configure)
                 .default_service(web::to(notify_kit::http::not_found))
         })
         .workers(settings.http_workers.max(1))
@@ -91,17 +83,16 @@ impl Application {
         Ok(Self { port, server })
     }
 
-    pub fn port(&self) -> u16 {
+    fn port(&self) -> u16 {
         self.port
     }
 
-    /// A handle to stop the server (tests use it to take the service down).
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+    fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
     /// Serves until SIGTERM/SIGINT (actix handles the signals and drains in-flight requests).
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server failed")
     }
 }

@@ -1,7 +1,10 @@
 //! Domain types of the gateway, valid by construction: handlers convert the request body
-//! once ([`NotificationRequest::parse`]); nothing below re-validates.
+//! once ([`NotificationRequest::parse`], [`DeliveryReport::parse`]); nothing below
+//! re-validates.
 
 pub mod references;
+mod report;
 mod request;
 
-pub use request::{NotificationRequest, Priority, RequestId, TemplateCode, HIGH_PRIORITY_MIN};
+pub use report::{DeliveryReport, DeliveryReportBody};
+pub use request::{NotificationRequest, Priority, RequestId, SendNotificationBody, TemplateCode, HIGH_PRIORITY_MIN};

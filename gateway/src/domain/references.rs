@@ -11,9 +11,8 @@ use notify_lookup::{
     Cache, LookupError, LookupSettings, RecipientLookup, TemplateLookup, TokenSource, SCOPE_TEMPLATES_READ,
     SCOPE_USERS_READ,
 };
-use notify_schemas::Channel;
+use notify_schemas::{ids::UserId, Channel};
 use notify_templates::{Language, TemplateCode};
-use uuid::Uuid;
 
 /// The reference checker.
 pub struct References {
@@ -43,9 +42,9 @@ impl References {
 
     /// Field errors for references that do not exist; empty when they do or when a service
     /// could not answer (logged).
-    pub async fn check(&self, user_id: Uuid, template_code: &str, channel: Channel) -> Vec<FieldError> {
+    pub async fn check(&self, user_id: UserId, template_code: &str, channel: Channel) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        let (user, template) = tokio::join!(self.users.get(user_id), async {
+        let (user, template) = tokio::join!(self.users.get(user_id.as_uuid()), async {
             match TemplateCode::parse(template_code) {
                 Ok(code) => {
                     let lang = Language::parse("en").map_err(|e| LookupError::Invalid {

@@ -1,29 +1,51 @@
 //! Parsing and validating `POST /api/v1/notifications/` bodies.
 //!
-//! The body is read as JSON first and then checked field by field, so that every problem is
-//! reported at once with the field it concerns (unknown and camelCase fields included),
-//! instead of serde's first-error-wins.
+//! The body is deserialized into [`SendNotificationBody`] (the type the OpenAPI document
+//! shows; unknown and camelCase fields are reported, all of them) and then checked field by
+//! field, so that every problem is reported at once with the field it concerns, instead of
+//! serde's first-error-wins.
 
-use notify_kit::{validate::camel_to_snake, FieldError};
-use notify_schemas::Channel;
+use notify_kit::{validate, FieldError};
+use notify_schemas::{ids::UserId, Channel};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
+use utoipa::ToSchema;
 
 /// Priorities at or above this travel on the channel's priority topic.
 pub const HIGH_PRIORITY_MIN: i16 = 8;
 const DEFAULT_PRIORITY: i16 = 5;
-const FIELDS: [&str; 7] = [
-    "notification_type",
-    "user_id",
-    "template_code",
-    "variables",
-    "request_id",
-    "priority",
-    "metadata",
-];
 const MAX_VARIABLES: usize = 100;
 const MAX_METADATA_KEYS: usize = 50;
+
+/// Request body of `POST /api/v1/notifications/` (snake_case only; unknown fields are
+/// rejected). Each field is kept as sent and checked by [`NotificationRequest::parse`], which
+/// names every field's problem.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendNotificationBody {
+    /// `email` or `push`.
+    #[schema(value_type = String, example = "email")]
+    pub notification_type: Option<Value>,
+    /// Recipient user id.
+    #[schema(value_type = uuid::Uuid)]
+    pub user_id: Option<Value>,
+    /// Template code: lowercase letters, digits, `_ . -`.
+    #[schema(value_type = String, example = "welcome_email")]
+    pub template_code: Option<Value>,
+    /// Template variables (names: letters, digits, `_`).
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<Value>,
+    /// Idempotency key, unique per caller: 1..128 of `[A-Za-z0-9._:-]`.
+    #[schema(value_type = String)]
+    pub request_id: Option<Value>,
+    /// 1 (lowest) to 10 (highest), default 5; 8 and above are delivered first.
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 10)]
+    pub priority: Option<Value>,
+    /// Caller metadata, stored and passed along.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
 
 /// The caller's idempotency key: 1 to 128 characters of `[A-Za-z0-9._:-]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +128,7 @@ impl Priority {
 #[derive(Debug, Clone)]
 pub struct NotificationRequest {
     pub channel: Channel,
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub template_code: TemplateCode,
     pub variables: Map<String, Value>,
     pub request_id: RequestId,
@@ -120,27 +142,13 @@ fn is_variable_name(k: &str) -> bool {
     first_ok && k.len() <= 64 && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn required_str<'a>(body: &'a Map<String, Value>, field: &str, errors: &mut Vec<FieldError>) -> Option<&'a str> {
-    match body.get(field) {
-        None | Some(Value::Null) => {
-            errors.push(FieldError::new(field, "is required"));
-            None
-        }
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => {
-            errors.push(FieldError::new(field, "must be a string"));
-            None
-        }
-    }
-}
-
 fn optional_object(
-    body: &Map<String, Value>,
+    value: Option<&Value>,
     field: &str,
     max_keys: usize,
     errors: &mut Vec<FieldError>,
 ) -> Map<String, Value> {
-    match body.get(field) {
+    match value {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) if m.len() > max_keys => {
             errors.push(FieldError::new(field, format!("may hold at most {max_keys} keys")));
@@ -157,50 +165,38 @@ fn optional_object(
 impl NotificationRequest {
     /// Validates a request body, reporting every problem with its field.
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
-        let Some(body) = body.as_object() else {
-            return Err(vec![FieldError::new("body", "must be a JSON object")]);
-        };
         let mut errors = Vec::new();
-        for key in body.keys() {
-            if FIELDS.contains(&key.as_str()) {
-                continue;
-            }
-            let snake = camel_to_snake(key);
-            let reason = if FIELDS.contains(&snake.as_str()) {
-                format!("unknown field; fields are snake_case: did you mean `{snake}`?")
-            } else {
-                format!("unknown field; expected one of: {}", FIELDS.join(", "))
-            };
-            errors.push(FieldError::new(key.clone(), reason));
-        }
-
-        let channel = required_str(body, "notification_type", &mut errors).and_then(|s| {
-            s.parse::<Channel>()
-                .map_err(|_| errors.push(FieldError::new("notification_type", "must be `email` or `push`")))
-                .ok()
-        });
-        let user_id = required_str(body, "user_id", &mut errors).and_then(|s| {
-            Uuid::try_parse(s)
+        let Some(body) = validate::body::<SendNotificationBody>(body, "", &mut errors) else {
+            return Err(errors);
+        };
+        let channel =
+            validate::string(body.notification_type.as_ref(), "notification_type", &mut errors).and_then(|s| {
+                s.parse::<Channel>()
+                    .map_err(|_| errors.push(FieldError::new("notification_type", "must be `email` or `push`")))
+                    .ok()
+            });
+        let user_id = validate::string(body.user_id.as_ref(), "user_id", &mut errors).and_then(|s| {
+            UserId::parse(s)
                 .map_err(|_| errors.push(FieldError::new("user_id", "must be a UUID")))
                 .ok()
         });
-        let template_code = required_str(body, "template_code", &mut errors).and_then(|s| {
+        let template_code = validate::string(body.template_code.as_ref(), "template_code", &mut errors).and_then(|s| {
             TemplateCode::parse(s)
                 .map_err(|r| errors.push(FieldError::new("template_code", r)))
                 .ok()
         });
-        let request_id = required_str(body, "request_id", &mut errors).and_then(|s| {
+        let request_id = validate::string(body.request_id.as_ref(), "request_id", &mut errors).and_then(|s| {
             RequestId::parse(s)
                 .map_err(|r| errors.push(FieldError::new("request_id", r)))
                 .ok()
         });
-        let priority = match body.get("priority") {
+        let priority = match &body.priority {
             None | Some(Value::Null) => Some(Priority(DEFAULT_PRIORITY)),
             Some(v) => Priority::parse(v)
                 .map_err(|r| errors.push(FieldError::new("priority", r)))
                 .ok(),
         };
-        let variables = optional_object(body, "variables", MAX_VARIABLES, &mut errors);
+        let variables = optional_object(body.variables.as_ref(), "variables", MAX_VARIABLES, &mut errors);
         for key in variables.keys() {
             if !is_variable_name(key) {
                 errors.push(FieldError::new(
@@ -209,7 +205,7 @@ impl NotificationRequest {
                 ));
             }
         }
-        let metadata = optional_object(body, "metadata", MAX_METADATA_KEYS, &mut errors);
+        let metadata = optional_object(body.metadata.as_ref(), "metadata", MAX_METADATA_KEYS, &mut errors);
 
         match (channel, user_id, template_code, request_id, priority) {
             (Some(channel), Some(user_id), Some(template_code), Some(request_id), Some(priority))

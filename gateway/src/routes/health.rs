@@ -8,6 +8,11 @@ use notify_kit::health::{check, HealthReport};
 
 use super::AppState;
 
+/// Registers `GET /health` and `GET /health/live`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health).service(live);
+}
+
 /// Readiness with the state of each dependency.
 #[utoipa::path(
     get,

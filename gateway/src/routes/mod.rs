@@ -1,12 +1,23 @@
 //! HTTP routes of the gateway.
 
+pub mod delivery_reports;
 pub mod health;
 pub mod notifications;
 pub mod openapi;
-pub mod status;
 
+use actix_web::web;
 use notify_kit::health::HealthReport;
 use sqlx::PgPool;
+
+/// Registers every route of the gateway, each resource module its own paths (in their
+/// canonical form; [`notify_kit::http::trailing_slash`] forgives the other).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    openapi::configure(cfg);
+    notifications::configure(cfg);
+    delivery_reports::configure(cfg);
+    cfg.route("/metrics", web::get().to(notify_kit::metrics::endpoint));
+}
 
 /// Shared state of the handlers.
 #[derive(Clone)]

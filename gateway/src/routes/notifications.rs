@@ -8,12 +8,16 @@ use notify_kit::{
     correlation::{CorrelationId, TraceParent},
     ApiError, ApiResponse,
 };
-use notify_schemas::{headers, topics::Topics, NotificationRequested, NOTIFICATION_REQUESTED};
+use notify_schemas::{
+    headers,
+    ids::{NotificationId, UserId},
+    topics::Topics,
+    NotificationRequested, NOTIFICATION_REQUESTED,
+};
 use notify_store::notifications::{self as store, AcceptOutcome, NewNotification, NewOutboxMessage};
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::AppState;
 use crate::domain::NotificationRequest;
@@ -21,35 +25,17 @@ use crate::domain::NotificationRequest;
 /// Header set on a response replayed for a repeated `request_id`.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-/// Request body of `POST /api/v1/notifications/` (snake_case only; unknown fields are rejected).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct SendNotificationBody {
-    /// `email` or `push`.
-    #[schema(example = "email")]
-    notification_type: String,
-    /// Recipient user id.
-    user_id: Uuid,
-    /// Template code: lowercase letters, digits, `_ . -`.
-    #[schema(example = "welcome_email")]
-    template_code: String,
-    /// Template variables (names: letters, digits, `_`).
-    #[schema(value_type = Object)]
-    variables: Option<Value>,
-    /// Idempotency key, unique per caller: 1..128 of `[A-Za-z0-9._:-]`.
-    request_id: String,
-    /// 1 (lowest) to 10 (highest), default 5; 8 and above are delivered first.
-    #[schema(minimum = 1, maximum = 10)]
-    priority: Option<i32>,
-    /// Caller metadata, stored and passed along.
-    #[schema(value_type = Object)]
-    metadata: Option<Value>,
+/// Registers `POST /api/v1/notifications/` and `GET /api/v1/notifications/{id}`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/notifications/", web::post().to(create))
+        .route("/api/v1/notifications/{id}", web::get().to(get));
 }
 
 /// What an accepted notification answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
-    pub notification_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub notification_id: NotificationId,
     pub request_id: String,
     pub notification_type: String,
     pub status: String,
@@ -69,10 +55,12 @@ pub struct HistoryEntry {
 /// A notification's status and history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationView {
-    pub notification_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub notification_id: NotificationId,
     pub request_id: String,
     pub notification_type: String,
-    pub user_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub user_id: UserId,
     pub template_code: String,
     pub priority: i16,
     pub status: String,
@@ -93,7 +81,7 @@ pub struct NotificationView {
     post,
     path = "/api/v1/notifications/",
     tag = "notifications",
-    request_body = SendNotificationBody,
+    request_body = crate::domain::SendNotificationBody,
     responses(
         (status = 202, description = "Accepted (or the replay of an identical earlier request)"),
         (status = 400, description = "Body is not JSON"),
@@ -124,7 +112,7 @@ pub async fn create(
     }
     let fingerprint = request.fingerprint();
 
-    let id = Uuid::now_v7();
+    let id = NotificationId::new_v7();
     let now = Utc::now();
     let accepted = Accepted {
         notification_id: id,
@@ -139,9 +127,9 @@ pub async fn create(
     let metadata = Value::Object(request.metadata.clone());
     let user_key = request.user_id.to_string();
     let event = NotificationRequested {
-        notification_id: id.into(),
+        notification_id: id,
         channel: request.channel,
-        user_id: request.user_id.into(),
+        user_id: request.user_id,
         template_code: request.template_code.as_str().to_string(),
         variables_json: variables.to_string(),
         priority: i32::from(request.priority.value()),
@@ -217,7 +205,7 @@ pub async fn create(
     get,
     path = "/api/v1/notifications/{id}",
     tag = "notifications",
-    params(("id" = Uuid, Path, description = "Notification id")),
+    params(("id" = uuid::Uuid, Path, description = "Notification id")),
     responses(
         (status = 200, description = "The notification", body = NotificationView),
         (status = 401, description = "Missing or invalid token"),
@@ -225,7 +213,11 @@ pub async fn create(
     ),
     security(("bearer" = []))
 )]
-pub async fn get(caller: Caller, path: web::Path<Uuid>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    caller: Caller,
+    path: web::Path<NotificationId>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let not_found = || ApiError::NotFound(format!("notification {id} not found"));
     let (n, history) = store::get(&state.pool, id)

@@ -1,12 +1,13 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use actix_web::{get, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
     Modify, OpenApi,
 };
 
-use super::{health, notifications, status};
+use super::{delivery_reports, health, notifications};
+use crate::domain::{DeliveryReportBody, SendNotificationBody};
 
 struct BearerAuth;
 
@@ -29,14 +30,14 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Notification gateway", description = "Accepts email and push notifications for asynchronous delivery. Every response is the envelope {success, data, message, meta}."),
-    paths(notifications::create, notifications::get, status::report, health::health),
+    paths(notifications::create, notifications::get, delivery_reports::report, health::health),
     components(schemas(
-        notifications::SendNotificationBody,
+        SendNotificationBody,
         notifications::Accepted,
         notifications::NotificationView,
         notifications::HistoryEntry,
-        status::StatusReportBody,
-        status::ReportAccepted,
+        DeliveryReportBody,
+        delivery_reports::ReportAccepted,
         notify_kit::envelope::PageMeta,
         notify_kit::envelope::ErrorBody,
         notify_kit::envelope::FieldErrorBody,
@@ -46,8 +47,27 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
+/// Registers `GET /api-docs/openapi.json`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(openapi_json);
+}
+
 /// `GET /api-docs/openapi.json`.
 #[get("/api-docs/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use test_support::openapi::assert_request_body_is;
+
+    use super::*;
+
+    #[test]
+    fn each_request_body_documents_exactly_the_fields_its_handler_parses() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
+        assert_request_body_is::<SendNotificationBody>(&doc, "post", "/api/v1/notifications/");
+        assert_request_body_is::<DeliveryReportBody>(&doc, "post", "/api/v1/{channel}/status/");
+    }
 }

@@ -1,9 +1,16 @@
 //! actix-web configuration shared by every HTTP service: extractor errors and unknown routes
-//! answer in the envelope like everything else.
+//! answer in the envelope like everything else, trailing slashes are forgiven in one place,
+//! and [`HttpApplication`] is the shape every service's `startup::Application` has.
+
+use std::future::Future;
 
 use actix_web::{
+    body::MessageBody,
+    dev::{ServerHandle, ServiceRequest, ServiceResponse},
     error::{JsonPayloadError, PathError, QueryPayloadError},
-    web, HttpRequest,
+    http::{uri::PathAndQuery, Uri},
+    middleware::Next,
+    web, Error, HttpRequest,
 };
 
 use crate::error::ApiError;
@@ -59,6 +66,66 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
         .route("/health/live", web::get().to(crate::health::live));
 }
 
+/// What every HTTP service's `startup::Application` is: built from its `settings::Settings`
+/// (binding its listener, port 0 in tests), then run until SIGTERM. `main` and the tests'
+/// `spawn_app` start every service through this one shape.
+pub trait HttpApplication: Sized {
+    /// The service's typed configuration.
+    type Settings;
+
+    /// Connects to the service's dependencies, runs migrations if asked and binds the listener.
+    fn build(settings: Self::Settings) -> impl Future<Output = anyhow::Result<Self>>;
+
+    /// The bound port (the one picked by the system when the settings said 0).
+    fn port(&self) -> u16;
+
+    /// A handle to stop the server (tests use it to take a service down).
+    fn handle(&self) -> ServerHandle;
+
+    /// Serves until SIGTERM/SIGINT (actix handles the signals and drains in-flight requests).
+    fn run_until_stopped(self) -> impl Future<Output = anyhow::Result<()>> + Send + 'static;
+}
+
+/// Middleware (use with `actix_web::middleware::from_fn`, wrapped last so it runs first):
+/// a path that matches no route but would with its trailing slash added or removed is
+/// rewritten to the registered form. Routes are written once, in their canonical form
+/// (collections end in `/`: `POST /api/v1/notifications/`), and clients may call either;
+/// the route label of the metrics and spans is the registered pattern whichever was called.
+pub async fn trailing_slash(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if let Some(uri) = slash_variant(&req) {
+        req.match_info_mut().get_mut().update(&uri);
+        req.head_mut().uri = uri;
+    }
+    next.call(req).await
+}
+
+/// The request's URI with the other trailing-slash form of its path, when only that form
+/// names a route.
+fn slash_variant(req: &ServiceRequest) -> Option<Uri> {
+    let path = req.path();
+    let routes = req.resource_map();
+    if path.len() <= 1 || routes.has_resource(path) {
+        return None;
+    }
+    let other = match path.strip_suffix('/') {
+        Some(trimmed) => trimmed.to_string(),
+        None => format!("{path}/"),
+    };
+    if !routes.has_resource(&other) {
+        return None;
+    }
+    let path_and_query = match req.query_string() {
+        "" => other,
+        query => format!("{other}?{query}"),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).ok()?);
+    Uri::from_parts(parts).ok()
+}
+
 /// The HTTP server of a background service (relay, workers, projector): what `configure`
 /// registers (its `GET /health` and state) plus [`ops_routes`], on one worker thread, with
 /// signals left to the service (it drains its own work first).
@@ -77,6 +144,54 @@ where
 
 #[cfg(test)]
 mod tests {
+    use actix_web::{middleware, test, web, App, HttpRequest, HttpResponse};
+
+    use super::*;
+
+    /// Answers the matched pattern, the path and the query it saw.
+    async fn echo(req: HttpRequest) -> HttpResponse {
+        HttpResponse::Ok().body(format!(
+            "{} {} {}",
+            req.match_pattern().unwrap_or_default(),
+            req.path(),
+            req.query_string()
+        ))
+    }
+
+    async fn call(path: &str) -> (u16, String) {
+        let app = test::init_service(
+            App::new()
+                .wrap(middleware::from_fn(trailing_slash))
+                .route("/items/", web::get().to(echo))
+                .route("/items/{id}", web::get().to(echo)),
+        )
+        .await;
+        let resp = test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+        let status = resp.status().as_u16();
+        (
+            status,
+            String::from_utf8_lossy(&test::read_body(resp).await).into_owned(),
+        )
+    }
+
+    #[actix_web::test]
+    async fn a_path_reaches_its_route_with_or_without_the_trailing_slash() {
+        assert_eq!(call("/items").await, (200, "/items/ /items/ ".into()));
+        assert_eq!(call("/items?x=1").await, (200, "/items/ /items/ x=1".into()));
+        assert_eq!(call("/items/7").await, (200, "/items/{id} /items/7 ".into()));
+        assert_eq!(call("/items/7/").await, (200, "/items/{id} /items/7 ".into()));
+    }
+
+    #[actix_web::test]
+    async fn a_path_that_matches_no_route_in_either_form_is_left_alone() {
+        assert_eq!(call("/nothing").await.0, 404);
+        assert_eq!(call("/nothing/").await.0, 404);
+        assert_eq!(call("/").await.0, 404);
+    }
+}
+
+#[cfg(test)]
+mod ops_tests {
     use actix_web::{http::StatusCode, test, web, App, HttpResponse};
 
     #[actix_web::test]

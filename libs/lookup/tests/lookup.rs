@@ -13,7 +13,7 @@ use notify_lookup::{
 use notify_templates::{Channel, Language, TemplateCode, TemplateContent};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
-use test_support::{service_token, TestDb};
+use test_support::{service_token, spawn_app, TestApp};
 use uuid::Uuid;
 
 fn cache_settings(prefix: &str) -> CacheSettings {
@@ -26,62 +26,51 @@ fn cache_settings(prefix: &str) -> CacheSettings {
 }
 
 struct Services {
-    users_base: String,
-    templates_base: String,
-    users_db: TestDb,
-    users_handle: actix_web::dev::ServerHandle,
+    users: TestApp,
+    templates: TestApp,
     prefix: String,
     http: reqwest::Client,
 }
 
 async fn spawn_services() -> Services {
-    notify_kit::telemetry::init_test_telemetry();
     let prefix = format!("{}:", test_support::unique("t"));
-    let users_db = TestDb::with_migrator(&user_svc::db::MIGRATOR).await;
-    let users = user_svc::startup::Application::build(user_svc::settings::Settings {
-        host: "127.0.0.1".into(),
-        port: 0,
-        database_url: SecretUrl::new(users_db.url.clone()),
-        database_max_connections: 4,
-        run_migrations: true,
-        max_body_bytes: 16 * 1024,
-        http_workers: 1,
-        open_registration: false,
-        user_token_ttl: Duration::from_secs(900),
-        password_hashing: user_svc::password::HashingParams {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        },
-        auth: test_support::auth_settings(),
-        cache: cache_settings(&prefix),
+    let users =
+        spawn_app::<user_svc::startup::Application>(&user_svc::db::MIGRATOR, |db| user_svc::settings::Settings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            database_url: SecretUrl::new(db.url.clone()),
+            database_max_connections: 4,
+            run_migrations: true,
+            max_body_bytes: 16 * 1024,
+            http_workers: 1,
+            open_registration: false,
+            user_token_ttl: Duration::from_secs(900),
+            password_hashing: user_svc::password::HashingParams {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            auth: test_support::auth_settings(),
+            cache: cache_settings(&prefix),
+        })
+        .await;
+    let templates = spawn_app::<template_svc::startup::Application>(&template_svc::db::MIGRATOR, |db| {
+        template_svc::settings::Settings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            database_url: SecretUrl::new(db.url.clone()),
+            database_max_connections: 4,
+            run_migrations: true,
+            max_body_bytes: 64 * 1024,
+            http_workers: 1,
+            auth: test_support::auth_settings(),
+            cache: cache_settings(&prefix),
+        }
     })
-    .await
-    .expect("user-svc builds");
-    let templates_db = TestDb::with_migrator(&template_svc::db::MIGRATOR).await;
-    let templates = template_svc::startup::Application::build(template_svc::settings::Settings {
-        host: "127.0.0.1".into(),
-        port: 0,
-        database_url: SecretUrl::new(templates_db.url.clone()),
-        database_max_connections: 4,
-        run_migrations: true,
-        max_body_bytes: 64 * 1024,
-        http_workers: 1,
-        auth: test_support::auth_settings(),
-        cache: cache_settings(&prefix),
-    })
-    .await
-    .expect("template-svc builds");
-    let users_base = format!("http://127.0.0.1:{}", users.port());
-    let templates_base = format!("http://127.0.0.1:{}", templates.port());
-    let users_handle = users.handle();
-    tokio::spawn(users.run_until_stopped());
-    tokio::spawn(templates.run_until_stopped());
+    .await;
     Services {
-        users_base,
-        templates_base,
-        users_db,
-        users_handle,
+        users,
+        templates,
         prefix,
         http: reqwest::Client::new(),
     }
@@ -102,11 +91,11 @@ impl Services {
     }
 
     fn users(&self) -> RecipientLookup {
-        RecipientLookup::new(&self.users_base, worker_tokens(), self.cache()).unwrap()
+        RecipientLookup::new(&self.users.address, worker_tokens(), self.cache()).unwrap()
     }
 
     fn templates(&self) -> TemplateLookup {
-        TemplateLookup::new(&self.templates_base, worker_tokens(), self.cache()).unwrap()
+        TemplateLookup::new(&self.templates.address, worker_tokens(), self.cache()).unwrap()
     }
 
     async fn send(&self, method: reqwest::Method, url: String, scope: &str, body: Option<Value>) -> Value {
@@ -128,7 +117,7 @@ impl Services {
         let v = self
             .send(
                 reqwest::Method::POST,
-                format!("{}/api/v1/users/", self.users_base),
+                format!("{}/api/v1/users/", self.users.address),
                 "users:write",
                 Some(json!({
                     "name": "Ann",
@@ -146,7 +135,7 @@ impl Services {
     async fn patch_user(&self, id: Uuid, body: Value) {
         self.send(
             reqwest::Method::PATCH,
-            format!("{}/api/v1/users/{id}", self.users_base),
+            format!("{}/api/v1/users/{id}", self.users.address),
             "users:write",
             Some(body),
         )
@@ -156,7 +145,7 @@ impl Services {
     async fn create_template(&self) {
         self.send(
             reqwest::Method::POST,
-            format!("{}/api/v1/templates/", self.templates_base),
+            format!("{}/api/v1/templates/", self.templates.address),
             "templates:write",
             Some(json!({
                 "code": "welcome_email",
@@ -175,7 +164,7 @@ impl Services {
     async fn publish(&self, subject: &str) {
         self.send(
             reqwest::Method::POST,
-            format!("{}/api/v1/templates/welcome_email/versions", self.templates_base),
+            format!("{}/api/v1/templates/welcome_email/versions", self.templates.address),
             "templates:write",
             Some(json!({"content": {
                 "en": {"subject": subject, "text_body": "t", "html_body": "h"},
@@ -242,7 +231,7 @@ async fn a_recipient_is_looked_up_and_then_served_from_the_cache() {
     // Deleted behind user-svc's back (no invalidation): the cached answer is served.
     sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
-        .execute(&s.users_db.pool)
+        .execute(&s.users.db.pool)
         .await
         .unwrap();
     assert_eq!(users.get(id).await.unwrap(), Some(r));
@@ -266,7 +255,7 @@ async fn a_change_through_user_svc_is_seen_by_the_next_lookup() {
 
     s.send(
         reqwest::Method::DELETE,
-        format!("{}/api/v1/users/{id}/push-tokens/ios-1", s.users_base),
+        format!("{}/api/v1/users/{id}/push-tokens/ios-1", s.users.address),
         "users:write",
         None,
     )
@@ -282,7 +271,7 @@ async fn a_deleted_or_unknown_user_is_none() {
     assert!(users.get(id).await.unwrap().is_some());
     s.send(
         reqwest::Method::DELETE,
-        format!("{}/api/v1/users/{id}", s.users_base),
+        format!("{}/api/v1/users/{id}", s.users.address),
         "users:write",
         None,
     )
@@ -297,7 +286,7 @@ async fn a_stopped_user_svc_is_unavailable_and_retryable() {
     let users = s.users();
     let unknown = Uuid::new_v4();
     assert_eq!(users.get(unknown).await.unwrap(), None);
-    s.users_handle.stop(true).await;
+    s.users.handle.stop(true).await;
     let err = users.get(unknown).await.unwrap_err();
     assert!(matches!(err, LookupError::Unavailable { .. }), "{err:?}");
     assert!(err.is_retryable());
@@ -312,14 +301,14 @@ async fn a_redis_outage_does_not_fail_lookups() {
         ..cache_settings(&s.prefix)
     })
     .unwrap();
-    let users = RecipientLookup::new(&s.users_base, worker_tokens(), down.clone()).unwrap();
+    let users = RecipientLookup::new(&s.users.address, worker_tokens(), down.clone()).unwrap();
     assert_eq!(users.get(id).await.unwrap().unwrap().email, "noredis@example.com");
     assert!(down.ping().await.is_err());
     assert!(
         down.invalidate_user(id).await.is_err(),
         "reported, for the services to log"
     );
-    let templates = TemplateLookup::new(&s.templates_base, worker_tokens(), down).unwrap();
+    let templates = TemplateLookup::new(&s.templates.address, worker_tokens(), down).unwrap();
     assert_eq!(templates.get(&code(), &lang("en")).await.unwrap(), None);
 }
 
@@ -327,7 +316,7 @@ async fn a_redis_outage_does_not_fail_lookups() {
 async fn a_token_without_the_scope_is_unauthorized_not_retryable() {
     let s = spawn_services().await;
     let users = RecipientLookup::new(
-        &s.users_base,
+        &s.users.address,
         TokenSource::fixed(service_token("nosy", &["notifications:send"])),
         Cache::disabled(),
     )
@@ -336,7 +325,7 @@ async fn a_token_without_the_scope_is_unauthorized_not_retryable() {
     assert!(matches!(err, LookupError::Unauthorized { .. }), "{err:?}");
     assert!(!err.is_retryable());
     let broken = RecipientLookup::new(
-        &s.users_base,
+        &s.users.address,
         TokenSource::from_fn(|| Err(anyhow::anyhow!("no key"))),
         Cache::disabled(),
     )

@@ -92,7 +92,7 @@ async fn an_invalid_recipient_is_permanent_for_that_recipient() {
 
 #[tokio::test]
 async fn a_refused_key_is_transient_and_an_alert() {
-    let server = common::answering(SEND, 
+    let server = common::answering(SEND,
         ResponseTemplate::new(401)
             .set_body_json(json!({"errors": [{"field": null, "message": "The provided authorization grant is invalid, expired, or revoked"}]})),
     )

@@ -1,10 +1,11 @@
 //! The notification database: one schema shared by the gateway (writes notifications and
 //! their outbox rows), the outbox relay (publishes the outbox) and the status projector
-//! (owns status updates). Migrations live in `migrations/` and run at service start.
+//! (owns status updates, through [`state_machine`]). Migrations live in `migrations/` and
+//! run at service start.
 
 pub mod notifications;
 pub mod outbox;
-pub mod status;
+pub mod state_machine;
 
 use sqlx::{postgres::PgPoolOptions, PgPool};
 

@@ -1,6 +1,7 @@
 //! Notifications, their status history and idempotency records.
 
 use chrono::{DateTime, Utc};
+use notify_schemas::ids::{NotificationId, UserId};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -8,12 +9,12 @@ use uuid::Uuid;
 /// Everything the gateway writes for one accepted request.
 #[derive(Debug)]
 pub struct NewNotification<'a> {
-    pub id: Uuid,
+    pub id: NotificationId,
     pub caller: &'a str,
     pub request_id: &'a str,
     /// SHA-256 of the canonical request body: tells a replay from a conflicting reuse.
     pub request_hash: &'a [u8],
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub channel: &'a str,
     pub template_code: &'a str,
     pub variables: &'a Value,
@@ -43,7 +44,7 @@ pub struct NewOutboxMessage<'a> {
 #[derive(Debug, Clone)]
 pub struct StoredResponse {
     pub request_hash: Vec<u8>,
-    pub notification_id: Uuid,
+    pub notification_id: NotificationId,
     pub status: i16,
     pub body: Value,
 }
@@ -110,12 +111,12 @@ SELECT (SELECT count(*) FROM o) AS inserted,
             .bind(n.caller)
             .bind(n.request_id)
             .bind(n.request_hash)
-            .bind(n.id)
+            .bind(n.id.as_uuid())
             .bind(n.response_status)
             .bind(n.response_body)
             .bind(n.created_at)
             .bind(n.idempotency_ttl.as_secs_f64())
-            .bind(n.user_id)
+            .bind(n.user_id.as_uuid())
             .bind(n.channel)
             .bind(n.template_code)
             .bind(n.variables)
@@ -145,7 +146,7 @@ SELECT (SELECT count(*) FROM o) AS inserted,
         if let Some(r) = existing {
             return Ok(AcceptOutcome::Existing(StoredResponse {
                 request_hash: r.try_get("request_hash")?,
-                notification_id: r.try_get("notification_id")?,
+                notification_id: r.try_get::<Uuid, _>("notification_id")?.into(),
                 status: r.try_get("response_status")?,
                 body: r.try_get("response_body")?,
             }));
@@ -171,10 +172,12 @@ pub async fn delete_expired_idempotency_keys(pool: &PgPool, batch: i64) -> Resul
 /// A notification as the API shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NotificationRow {
-    pub id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    pub id: NotificationId,
     pub caller: String,
     pub request_id: String,
-    pub user_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    pub user_id: UserId,
     pub channel: String,
     pub template_code: String,
     pub variables: Value,
@@ -201,14 +204,14 @@ pub struct HistoryRow {
 }
 
 /// A notification and its history, oldest entry first.
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<(NotificationRow, Vec<HistoryRow>)>, sqlx::Error> {
+pub async fn get(pool: &PgPool, id: NotificationId) -> Result<Option<(NotificationRow, Vec<HistoryRow>)>, sqlx::Error> {
     let Some(n) = sqlx::query_as::<_, NotificationRow>(
         "SELECT id, caller, request_id, user_id, channel, template_code, variables, priority,
                 metadata, correlation_id, status, attempts, last_error, template_version, language,
                 created_at, updated_at
            FROM notifications WHERE id = $1",
     )
-    .bind(id)
+    .bind(id.as_uuid())
     .fetch_optional(pool)
     .await?
     else {
@@ -218,7 +221,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<(NotificationRow, Vec
         "SELECT status, attempt, error, provider, occurred_at
            FROM notification_status_history WHERE notification_id = $1 ORDER BY id",
     )
-    .bind(id)
+    .bind(id.as_uuid())
     .fetch_all(pool)
     .await?;
     Ok(Some((n, history)))

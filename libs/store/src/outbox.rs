@@ -219,9 +219,12 @@ pub async fn enqueue(pool: &PgPool, msg: &crate::notifications::NewOutboxMessage
 }
 
 /// A notification's channel and attempts, if it exists (for status reports).
-pub async fn notification_channel(pool: &PgPool, id: uuid::Uuid) -> Result<Option<(String, i32)>, sqlx::Error> {
+pub async fn notification_channel(
+    pool: &PgPool,
+    id: notify_schemas::ids::NotificationId,
+) -> Result<Option<(String, i32)>, sqlx::Error> {
     let row = sqlx::query("SELECT channel, attempts FROM notifications WHERE id = $1")
-        .bind(id)
+        .bind(id.as_uuid())
         .fetch_optional(pool)
         .await?;
     row.map(|r| Ok((r.try_get("channel")?, r.try_get("attempts")?)))

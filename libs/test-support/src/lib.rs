@@ -4,12 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod app;
 pub mod kafka;
+pub mod openapi;
 pub mod otlp;
 pub mod process;
+pub mod prometheus;
 pub mod redis;
 pub mod servers;
 pub mod smtp;
+
+pub use app::{spawn_app, spawn_app_with, TestApp};
 
 use std::time::{Duration, Instant};
 

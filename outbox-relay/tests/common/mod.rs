@@ -58,11 +58,11 @@ pub async fn enqueue(pool: &PgPool, user: Uuid, channel: Channel, priority: i16,
     let outcome = accept(
         pool,
         &NewNotification {
-            id,
+            id: id.into(),
             caller: "tests",
             request_id: &request_id,
             request_hash: &[0u8; 32],
-            user_id: user,
+            user_id: user.into(),
             channel: channel.as_str(),
             template_code: "welcome_email",
             variables: &variables,

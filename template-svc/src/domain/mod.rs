@@ -3,4 +3,7 @@
 
 mod template;
 
-pub use template::{Contents, NewTemplate, NewVersion, RenderRequest};
+pub use template::{
+    Contents, CreateTemplateBody, EmailContentBody, NewTemplate, NewVersion, NewVersionBody, PushContentBody,
+    RenderBody, RenderRequest,
+};

@@ -1,5 +1,8 @@
-//! Request bodies, validated field by field (snake_case only; unknown fields rejected;
-//! every problem reported with its JSON path, e.g. `content.fr.subject`).
+//! Request bodies: deserialized into the types the OpenAPI document shows
+//! ([`CreateTemplateBody`], [`NewVersionBody`], [`RenderBody`], and per language
+//! [`EmailContentBody`] or [`PushContentBody`]; snake_case only, every unknown field
+//! reported), then validated field by field, every problem reported with its JSON path
+//! (e.g. `content.fr.subject`).
 
 use std::collections::BTreeMap;
 
@@ -7,13 +10,89 @@ use notify_kit::{validate, FieldError};
 use notify_templates::{
     check_syntax, Channel, EmailContent, Language, PushContent, RenderError, TemplateCode, TemplateContent,
 };
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-const TEMPLATE_FIELDS: [&str; 6] = ["code", "channel", "default_language", "name", "description", "content"];
-const VERSION_FIELDS: [&str; 1] = ["content"];
-const RENDER_FIELDS: [&str; 3] = ["language", "variables", "version"];
-const EMAIL_FIELDS: [&str; 3] = ["subject", "text_body", "html_body"];
-const PUSH_FIELDS: [&str; 4] = ["title", "body", "image_url", "link_url"];
+/// Request body of `POST /api/v1/templates/` (snake_case only; unknown fields rejected).
+/// Fields are kept as sent and checked by [`NewTemplate::parse`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTemplateBody {
+    /// Lowercase letters, digits, `_ . -`; 1 to 64.
+    #[schema(value_type = String, example = "welcome_email")]
+    pub code: Option<Value>,
+    /// `email` or `push`.
+    #[schema(value_type = String, example = "email")]
+    pub channel: Option<Value>,
+    /// Language used when a requested one (and its parent) has no content.
+    #[schema(value_type = String, example = "en")]
+    pub default_language: Option<Value>,
+    /// 1 to 200 characters, one line.
+    #[schema(value_type = String)]
+    pub name: Option<Value>,
+    /// At most 2000 characters.
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Value>,
+    /// Content of version 1 per language tag: an [`EmailContentBody`] for email templates, a
+    /// [`PushContentBody`] for push. Fields are minijinja templates.
+    #[schema(value_type = HashMap<String, Object>)]
+    pub content: Option<Value>,
+}
+
+/// Request body of `POST /api/v1/templates/{code}/versions`. Checked by [`NewVersion::parse`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVersionBody {
+    /// Content per language, as at creation; must include the default language.
+    #[schema(value_type = HashMap<String, Object>)]
+    pub content: Option<Value>,
+}
+
+/// Request body of `POST /api/v1/templates/{code}/render`. Checked by
+/// [`RenderRequest::parse`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderBody {
+    /// Wanted language (fallback applies); default: the template's default.
+    #[schema(value_type = Option<String>)]
+    pub language: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<Value>,
+    /// Version to render (default: the active one).
+    #[schema(value_type = Option<i32>, minimum = 1)]
+    pub version: Option<Value>,
+}
+
+/// One language's content of an email template.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailContentBody {
+    /// One line, at most 998 characters.
+    #[schema(value_type = String)]
+    pub subject: Option<Value>,
+    #[schema(value_type = String)]
+    pub text_body: Option<Value>,
+    /// Variables are HTML-escaped here.
+    #[schema(value_type = String)]
+    pub html_body: Option<Value>,
+}
+
+/// One language's content of a push template.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushContentBody {
+    /// One line, at most 200 characters.
+    #[schema(value_type = String)]
+    pub title: Option<Value>,
+    #[schema(value_type = String)]
+    pub body: Option<Value>,
+    /// A URL (`https://…`, an app link) or a template variable.
+    #[schema(value_type = Option<String>)]
+    pub image_url: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub link_url: Option<Value>,
+}
 /// Most languages one version may hold.
 pub const MAX_LANGUAGES: usize = 50;
 const MAX_VARIABLES: usize = 100;
@@ -85,20 +164,20 @@ impl Contents {
     }
 }
 
+/// A string field at `path` of at most `max_chars`, not blank: `None` (error recorded) when
+/// invalid, `Some(None)` when optional and absent.
 fn bounded(
-    obj: &Map<String, Value>,
-    field: &str,
-    at: &str,
+    value: Option<&Value>,
+    path: &str,
     required: bool,
     max_chars: usize,
     single_line: bool,
     errors: &mut Vec<FieldError>,
 ) -> Option<Option<String>> {
-    let path = validate::path(at, field);
     let raw = if required {
-        validate::required_str(obj, field, at, errors).map(Some)
+        validate::string(value, path, errors).map(Some)
     } else {
-        validate::optional_str(obj, field, at, errors).ok()
+        validate::optional_string(value, path, errors).ok()
     }?;
     let Some(raw) = raw else {
         return Some(None);
@@ -139,14 +218,14 @@ fn url_like(value: Option<String>, field: &str, at: &str, errors: &mut Vec<Field
 
 /// One language's content for `channel`, fields checked for size and template syntax.
 fn parse_content(value: &Value, channel: Channel, at: &str, errors: &mut Vec<FieldError>) -> Option<TemplateContent> {
-    let obj = validate::object(value, at, errors)?;
     let before = errors.len();
+    let path = |field| validate::path(at, field);
     let content = match channel {
         Channel::Email => {
-            validate::reject_unknown(obj, &EMAIL_FIELDS, at, errors);
-            let subject = bounded(obj, "subject", at, true, 998, true, errors);
-            let text_body = bounded(obj, "text_body", at, true, 100_000, false, errors);
-            let html_body = bounded(obj, "html_body", at, true, 200_000, false, errors);
+            let c = validate::body::<EmailContentBody>(value, at, errors)?;
+            let subject = bounded(c.subject.as_ref(), &path("subject"), true, 998, true, errors);
+            let text_body = bounded(c.text_body.as_ref(), &path("text_body"), true, 100_000, false, errors);
+            let html_body = bounded(c.html_body.as_ref(), &path("html_body"), true, 200_000, false, errors);
             TemplateContent::Email(EmailContent {
                 subject: subject.flatten()?,
                 text_body: text_body.flatten()?,
@@ -154,12 +233,12 @@ fn parse_content(value: &Value, channel: Channel, at: &str, errors: &mut Vec<Fie
             })
         }
         Channel::Push => {
-            validate::reject_unknown(obj, &PUSH_FIELDS, at, errors);
-            let title = bounded(obj, "title", at, true, 200, true, errors);
-            let body = bounded(obj, "body", at, true, 4000, false, errors);
-            let image_url = bounded(obj, "image_url", at, false, 2048, true, errors)
+            let c = validate::body::<PushContentBody>(value, at, errors)?;
+            let title = bounded(c.title.as_ref(), &path("title"), true, 200, true, errors);
+            let body = bounded(c.body.as_ref(), &path("body"), true, 4000, false, errors);
+            let image_url = bounded(c.image_url.as_ref(), &path("image_url"), false, 2048, true, errors)
                 .and_then(|v| url_like(v, "image_url", at, errors));
-            let link_url = bounded(obj, "link_url", at, false, 2048, true, errors)
+            let link_url = bounded(c.link_url.as_ref(), &path("link_url"), false, 2048, true, errors)
                 .and_then(|v| url_like(v, "link_url", at, errors));
             TemplateContent::Push(PushContent {
                 title: title.flatten()?,
@@ -201,29 +280,36 @@ pub struct NewTemplate {
 impl NewTemplate {
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let Some(obj) = validate::object(body, "", &mut errors) else {
+        let Some(body) = validate::body::<CreateTemplateBody>(body, "", &mut errors) else {
             return Err(errors);
         };
-        validate::reject_unknown(obj, &TEMPLATE_FIELDS, "", &mut errors);
-        let code = validate::required_str(obj, "code", "", &mut errors).and_then(|s| {
+        let code = validate::string(body.code.as_ref(), "code", &mut errors).and_then(|s| {
             TemplateCode::parse(s)
                 .map_err(|r| errors.push(FieldError::new("code", r)))
                 .ok()
         });
-        let channel = validate::required_str(obj, "channel", "", &mut errors).and_then(|s| {
+        let channel = validate::string(body.channel.as_ref(), "channel", &mut errors).and_then(|s| {
             s.parse::<Channel>()
                 .map_err(|r| errors.push(FieldError::new("channel", r)))
                 .ok()
         });
-        let default_language = validate::required_str(obj, "default_language", "", &mut errors).and_then(|s| {
-            Language::parse(s)
-                .map_err(|r| errors.push(FieldError::new("default_language", r)))
-                .ok()
-        });
-        let name = bounded(obj, "name", "", true, 200, true, &mut errors).flatten();
-        let description = bounded(obj, "description", "", false, 2000, false, &mut errors);
+        let default_language = validate::string(body.default_language.as_ref(), "default_language", &mut errors)
+            .and_then(|s| {
+                Language::parse(s)
+                    .map_err(|r| errors.push(FieldError::new("default_language", r)))
+                    .ok()
+            });
+        let name = bounded(body.name.as_ref(), "name", true, 200, true, &mut errors).flatten();
+        let description = bounded(
+            body.description.as_ref(),
+            "description",
+            false,
+            2000,
+            false,
+            &mut errors,
+        );
         let contents = match channel {
-            Some(channel) => Contents::parse(obj.get("content"), channel, default_language.as_ref(), &mut errors),
+            Some(channel) => Contents::parse(body.content.as_ref(), channel, default_language.as_ref(), &mut errors),
             None => None,
         };
         match (code, channel, default_language, name, description, contents) {
@@ -254,11 +340,10 @@ impl NewVersion {
     /// Parses a body for a template of `channel` with `default_language`.
     pub fn parse(body: &Value, channel: Channel, default_language: &Language) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let Some(obj) = validate::object(body, "", &mut errors) else {
+        let Some(body) = validate::body::<NewVersionBody>(body, "", &mut errors) else {
             return Err(errors);
         };
-        validate::reject_unknown(obj, &VERSION_FIELDS, "", &mut errors);
-        let contents = Contents::parse(obj.get("content"), channel, Some(default_language), &mut errors);
+        let contents = Contents::parse(body.content.as_ref(), channel, Some(default_language), &mut errors);
         match contents {
             Some(contents) if errors.is_empty() => Ok(Self { contents }),
             _ => Err(errors),
@@ -277,11 +362,10 @@ pub struct RenderRequest {
 impl RenderRequest {
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let Some(obj) = validate::object(body, "", &mut errors) else {
+        let Some(body) = validate::body::<RenderBody>(body, "", &mut errors) else {
             return Err(errors);
         };
-        validate::reject_unknown(obj, &RENDER_FIELDS, "", &mut errors);
-        let language = validate::optional_str(obj, "language", "", &mut errors)
+        let language = validate::optional_string(body.language.as_ref(), "language", &mut errors)
             .ok()
             .flatten()
             .and_then(|s| {
@@ -289,7 +373,7 @@ impl RenderRequest {
                     .map_err(|r| errors.push(FieldError::new("language", r)))
                     .ok()
             });
-        let variables = match obj.get("variables") {
+        let variables = match &body.variables {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) if m.len() <= MAX_VARIABLES => m.clone(),
             Some(Value::Object(_)) => {
@@ -304,7 +388,7 @@ impl RenderRequest {
                 Map::new()
             }
         };
-        let version = match obj.get("version") {
+        let version = match &body.version {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_i64().and_then(|n| i32::try_from(n).ok()) {
                 Some(n) if n >= 1 => Some(n),

@@ -4,9 +4,19 @@ pub mod health;
 pub mod openapi;
 pub mod templates;
 
+use actix_web::web;
 use notify_lookup::Cache;
 use notify_templates::TemplateCode;
 use sqlx::PgPool;
+
+/// Registers every route of template-svc, each resource module its own paths (in their
+/// canonical form; [`notify_kit::http::trailing_slash`] forgives the other).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    openapi::configure(cfg);
+    templates::configure(cfg);
+    cfg.route("/metrics", web::get().to(notify_kit::metrics::endpoint));
+}
 
 /// Shared state of the handlers.
 #[derive(Clone)]

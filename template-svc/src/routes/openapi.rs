@@ -1,12 +1,13 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use actix_web::{get, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
     Modify, OpenApi,
 };
 
 use super::{health, templates};
+use crate::domain::{CreateTemplateBody, EmailContentBody, NewVersionBody, PushContentBody, RenderBody};
 
 struct BearerAuth;
 
@@ -38,9 +39,11 @@ impl Modify for BearerAuth {
         health::health
     ),
     components(schemas(
-        templates::CreateTemplateBody,
-        templates::NewVersionBody,
-        templates::RenderBody,
+        CreateTemplateBody,
+        NewVersionBody,
+        RenderBody,
+        EmailContentBody,
+        PushContentBody,
         templates::TemplateView,
         templates::TemplateSummary,
         templates::RenderView,
@@ -53,8 +56,28 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
+/// Registers `GET /api-docs/openapi.json`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(openapi_json);
+}
+
 /// `GET /api-docs/openapi.json`.
 #[get("/api-docs/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use test_support::openapi::assert_request_body_is;
+
+    use super::*;
+
+    #[test]
+    fn each_request_body_documents_exactly_the_fields_its_handler_parses() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
+        assert_request_body_is::<CreateTemplateBody>(&doc, "post", "/api/v1/templates/");
+        assert_request_body_is::<NewVersionBody>(&doc, "post", "/api/v1/templates/{code}/versions");
+        assert_request_body_is::<RenderBody>(&doc, "post", "/api/v1/templates/{code}/render");
+    }
 }

@@ -24,47 +24,13 @@ use crate::{
     SCOPE_TEMPLATES_READ, SCOPE_TEMPLATES_WRITE,
 };
 
-/// Request body of `POST /api/v1/templates/` (snake_case only; unknown fields rejected).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreateTemplateBody {
-    /// Lowercase letters, digits, `_ . -`; 1 to 64.
-    #[schema(example = "welcome_email")]
-    code: String,
-    /// `email` or `push`.
-    #[schema(example = "email")]
-    channel: String,
-    /// Language used when a requested one (and its parent) has no content.
-    #[schema(example = "en")]
-    default_language: String,
-    name: String,
-    description: Option<String>,
-    /// Content of version 1 per language tag: `{"en": {"subject", "text_body",
-    /// "html_body"}}` for email, `{"en": {"title", "body", "image_url"?, "link_url"?}}` for
-    /// push. Fields are minijinja templates.
-    #[schema(value_type = Object)]
-    content: Value,
-}
-
-/// Request body of `POST /api/v1/templates/{code}/versions`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct NewVersionBody {
-    /// Content per language, as at creation; must include the default language.
-    #[schema(value_type = Object)]
-    content: Value,
-}
-
-/// Request body of `POST /api/v1/templates/{code}/render`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct RenderBody {
-    /// Wanted language (fallback applies); default: the template's default.
-    language: Option<String>,
-    #[schema(value_type = Object)]
-    variables: Option<Value>,
-    /// Version to render (default: the active one).
-    version: Option<i32>,
+/// Registers the `/api/v1/templates/...` routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/templates/", web::post().to(create))
+        .route("/api/v1/templates/", web::get().to(list))
+        .route("/api/v1/templates/{code}", web::get().to(get))
+        .route("/api/v1/templates/{code}/versions", web::post().to(publish))
+        .route("/api/v1/templates/{code}/render", web::post().to(preview));
 }
 
 /// One version of a template in one language.
@@ -237,7 +203,7 @@ fn channel_of(template: &TemplateRow) -> Result<Channel, ApiError> {
     post,
     path = "/api/v1/templates/",
     tag = "templates",
-    request_body = CreateTemplateBody,
+    request_body = crate::domain::CreateTemplateBody,
     responses(
         (status = 201, description = "Created", body = TemplateView),
         (status = 401, description = "Missing or invalid token"),
@@ -276,7 +242,7 @@ pub async fn create(
     path = "/api/v1/templates/{code}/versions",
     tag = "templates",
     params(("code" = String, Path, description = "Template code")),
-    request_body = NewVersionBody,
+    request_body = crate::domain::NewVersionBody,
     responses(
         (status = 201, description = "Published and active", body = TemplateView),
         (status = 403, description = "Token lacks `templates:write`"),
@@ -434,7 +400,7 @@ pub async fn list(
     path = "/api/v1/templates/{code}/render",
     tag = "templates",
     params(("code" = String, Path, description = "Template code")),
-    request_body = RenderBody,
+    request_body = crate::domain::RenderBody,
     responses(
         (status = 200, description = "Rendered", body = RenderView),
         (status = 403, description = "Token lacks `templates:read`"),

@@ -1,6 +1,6 @@
 //! The `notifyctl` binary's contract with scripts: exit codes (0 ok, 1 error, 2 usage),
 //! results on stdout, diagnostics on stderr, secrets never printed. No broker needed (the
-//! dead-letter commands against a real broker are tested in `e2e/tests/dlt_replay.rs`).
+//! dead-letter commands against a real broker are tested in `e2e/tests/e2e/dlt_replay.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

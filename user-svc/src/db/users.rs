@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use notify_lookup::{Platform, Preferences};
+use notify_schemas::ids::UserId;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -33,7 +34,7 @@ struct UserRow {
 /// A user with its push tokens (never the password hash).
 #[derive(Debug, Clone)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub name: String,
     pub email: String,
     pub language: String,
@@ -46,7 +47,7 @@ pub struct User {
 impl User {
     fn from_row(row: UserRow, push_tokens: Vec<PushTokenRow>) -> Self {
         Self {
-            id: row.id,
+            id: row.id.into(),
             name: row.name,
             email: row.email,
             language: row.language,
@@ -77,11 +78,11 @@ pub enum Written<T> {
     NotFound,
 }
 
-async fn tokens_of(pool: &PgPool, id: Uuid) -> Result<Vec<PushTokenRow>, sqlx::Error> {
+async fn tokens_of(pool: &PgPool, id: UserId) -> Result<Vec<PushTokenRow>, sqlx::Error> {
     sqlx::query_as::<_, PushTokenRow>(
         "SELECT token, platform, created_at FROM push_tokens WHERE user_id = $1 ORDER BY created_at, token",
     )
-    .bind(id)
+    .bind(id.as_uuid())
     .fetch_all(pool)
     .await
 }
@@ -90,20 +91,20 @@ async fn tokens_of(pool: &PgPool, id: Uuid) -> Result<Vec<PushTokenRow>, sqlx::E
 /// when it was another user.
 async fn attach_token(
     tx: &mut Transaction<'_, Postgres>,
-    user_id: Uuid,
+    user_id: UserId,
     token: &NewPushToken,
-) -> Result<Option<Uuid>, sqlx::Error> {
+) -> Result<Option<UserId>, sqlx::Error> {
     let previous: Option<Uuid> = sqlx::query_scalar("DELETE FROM push_tokens WHERE token = $1 RETURNING user_id")
         .bind(token.token.as_str())
         .fetch_optional(&mut **tx)
         .await?;
     sqlx::query("INSERT INTO push_tokens (token, user_id, platform) VALUES ($1, $2, $3)")
         .bind(token.token.as_str())
-        .bind(user_id)
+        .bind(user_id.as_uuid())
         .bind(token.platform.as_str())
         .execute(&mut **tx)
         .await?;
-    Ok(previous.filter(|p| *p != user_id))
+    Ok(previous.map(UserId::from).filter(|p| *p != user_id))
 }
 
 /// Inserts a user (and its first push token). `Done` carries the user and the previous
@@ -111,10 +112,10 @@ async fn attach_token(
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn insert(
     pool: &PgPool,
-    id: Uuid,
+    id: UserId,
     user: &NewUser,
     password_hash: &str,
-) -> Result<Written<(User, Option<Uuid>)>, sqlx::Error> {
+) -> Result<Written<(User, Option<UserId>)>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query_as::<_, UserRow>(&format!(
         "INSERT INTO users (id, name, email, password_hash, language, email_enabled, push_enabled)
@@ -122,7 +123,7 @@ pub async fn insert(
          ON CONFLICT ((lower(email))) DO NOTHING
          RETURNING {USER_COLUMNS}"
     ))
-    .bind(id)
+    .bind(id.as_uuid())
     .bind(user.name.as_str())
     .bind(user.email.as_str())
     .bind(password_hash)
@@ -145,9 +146,9 @@ pub async fn insert(
 
 /// A user by id.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+pub async fn get(pool: &PgPool, id: UserId) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
+        .bind(id.as_uuid())
         .fetch_optional(pool)
         .await?;
     match row {
@@ -157,17 +158,19 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
 }
 
 /// The id and password hash of the account with `email` (case-insensitive).
-pub async fn credentials(pool: &PgPool, email: &str) -> Result<Option<(Uuid, String)>, sqlx::Error> {
-    sqlx::query_as::<_, (Uuid, String)>("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
-        .bind(email)
-        .fetch_optional(pool)
-        .await
+pub async fn credentials(pool: &PgPool, email: &str) -> Result<Option<(UserId, String)>, sqlx::Error> {
+    let found =
+        sqlx::query_as::<_, (Uuid, String)>("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.map(|(id, hash)| (id.into(), hash)))
 }
 
 /// The password hash of `id`.
-pub async fn password_hash(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+pub async fn password_hash(pool: &PgPool, id: UserId) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-        .bind(id)
+        .bind(id.as_uuid())
         .fetch_optional(pool)
         .await
 }
@@ -212,7 +215,7 @@ pub async fn list(pool: &PgPool, offset: i64, limit: i64) -> Result<(Vec<User>, 
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn update(
     pool: &PgPool,
-    id: Uuid,
+    id: UserId,
     patch: &UserPatch,
     new_password_hash: Option<&str>,
 ) -> Result<Written<User>, sqlx::Error> {
@@ -228,7 +231,7 @@ pub async fn update(
          WHERE id = $1
          RETURNING {USER_COLUMNS}"
     ))
-    .bind(id)
+    .bind(id.as_uuid())
     .bind(patch.name.as_ref().map(|n| n.as_str()))
     .bind(patch.email.as_ref().map(|e| e.as_str()))
     .bind(patch.language.as_ref().map(|l| l.as_str()))
@@ -246,12 +249,12 @@ pub async fn update(
 }
 
 /// Sets both channel preferences.
-pub async fn set_preferences(pool: &PgPool, id: Uuid, preferences: Preferences) -> Result<Option<User>, sqlx::Error> {
+pub async fn set_preferences(pool: &PgPool, id: UserId, preferences: Preferences) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query_as::<_, UserRow>(&format!(
         "UPDATE users SET email_enabled = $2, push_enabled = $3, updated_at = now()
          WHERE id = $1 RETURNING {USER_COLUMNS}"
     ))
-    .bind(id)
+    .bind(id.as_uuid())
     .bind(preferences.email)
     .bind(preferences.push)
     .fetch_optional(pool)
@@ -264,9 +267,9 @@ pub async fn set_preferences(pool: &PgPool, id: Uuid, preferences: Preferences) 
 
 /// Deletes a user and its push tokens; false when there was none.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn delete(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete(pool: &PgPool, id: UserId) -> Result<bool, sqlx::Error> {
     let result = sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(id)
+        .bind(id.as_uuid())
         .execute(pool)
         .await?;
     Ok(result.rows_affected() > 0)
@@ -276,25 +279,25 @@ pub async fn delete(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
 #[derive(Debug)]
 pub enum TokenAdded {
     /// Registered; carries the user and the token's previous owner, if another user.
-    Done(User, Option<Uuid>),
+    Done(User, Option<UserId>),
     NoSuchUser,
     TooMany,
 }
 
 /// Registers `token` for `id` (moving it from another user if needed).
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn add_push_token(pool: &PgPool, id: Uuid, token: &NewPushToken) -> Result<TokenAdded, sqlx::Error> {
+pub async fn add_push_token(pool: &PgPool, id: UserId, token: &NewPushToken) -> Result<TokenAdded, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // Lock the user so concurrent registrations count tokens one at a time.
     let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-        .bind(id)
+        .bind(id.as_uuid())
         .fetch_optional(&mut *tx)
         .await?;
     if exists.is_none() {
         return Ok(TokenAdded::NoSuchUser);
     }
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM push_tokens WHERE user_id = $1 AND token <> $2")
-        .bind(id)
+        .bind(id.as_uuid())
         .bind(token.token.as_str())
         .fetch_one(&mut *tx)
         .await?;
@@ -303,7 +306,7 @@ pub async fn add_push_token(pool: &PgPool, id: Uuid, token: &NewPushToken) -> Re
     }
     let moved_from = attach_token(&mut tx, id, token).await?;
     sqlx::query("UPDATE users SET updated_at = now() WHERE id = $1")
-        .bind(id)
+        .bind(id.as_uuid())
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -315,15 +318,15 @@ pub async fn add_push_token(pool: &PgPool, id: Uuid, token: &NewPushToken) -> Re
 
 /// Removes `token` from `id`; false when the user had no such token.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn remove_push_token(pool: &PgPool, id: Uuid, token: &str) -> Result<bool, sqlx::Error> {
+pub async fn remove_push_token(pool: &PgPool, id: UserId, token: &str) -> Result<bool, sqlx::Error> {
     let result = sqlx::query("DELETE FROM push_tokens WHERE user_id = $1 AND token = $2")
-        .bind(id)
+        .bind(id.as_uuid())
         .bind(token)
         .execute(pool)
         .await?;
     if result.rows_affected() > 0 {
         sqlx::query("UPDATE users SET updated_at = now() WHERE id = $1")
-            .bind(id)
+            .bind(id.as_uuid())
             .execute(pool)
             .await?;
     }

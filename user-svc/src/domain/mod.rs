@@ -4,5 +4,8 @@
 mod user;
 mod values;
 
-pub use user::{Login, NewPushToken, NewUser, PreferencesInput, UserPatch};
+pub use user::{
+    CreateUserBody, Login, LoginBody, NewPushToken, NewUser, PatchUserBody, PreferencesBody, PreferencesInput,
+    PushTokenBody, UserPatch,
+};
 pub use values::{EmailAddress, Password, PushToken, UserName};

@@ -1,10 +1,14 @@
-//! Request bodies, validated field by field (snake_case only; unknown fields rejected;
-//! every problem reported with its field).
+//! Request bodies: deserialized into the types the OpenAPI document shows ([`CreateUserBody`],
+//! [`PatchUserBody`], [`PushTokenBody`], [`PreferencesBody`], [`LoginBody`]; snake_case only,
+//! every unknown field reported), then validated field by field into domain types, every
+//! problem reported with its field.
 
 use notify_kit::{validate, FieldError};
 use notify_lookup::{Platform, Preferences};
 use notify_templates::Language;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::values::{EmailAddress, Password, PushToken, UserName};
 
@@ -13,18 +17,85 @@ use super::values::{EmailAddress, Password, PushToken, UserName};
 /// every platform.
 pub const DEFAULT_PLATFORM: Platform = Platform::Android;
 
-const NEW_USER_FIELDS: [&str; 6] = ["name", "email", "password", "push_token", "preferences", "language"];
-const PATCH_FIELDS: [&str; 6] = [
-    "name",
-    "email",
-    "language",
-    "preferences",
-    "password",
-    "current_password",
-];
-const PREFERENCE_FIELDS: [&str; 2] = ["email", "push"];
-const PUSH_TOKEN_FIELDS: [&str; 2] = ["token", "platform"];
-const LOGIN_FIELDS: [&str; 2] = ["email", "password"];
+/// Request body of `POST /api/v1/users/` (snake_case only; unknown fields are rejected).
+/// Fields are kept as sent and checked by [`NewUser::parse`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserBody {
+    /// 1 to 100 characters.
+    #[schema(value_type = String, example = "John Doe")]
+    pub name: Option<Value>,
+    /// Unique (case-insensitive).
+    #[schema(value_type = String, example = "john@example.com")]
+    pub email: Option<Value>,
+    /// A device token (platform `android`) or `{"token": "...", "platform": "android|ios|web"}`.
+    #[schema(value_type = Option<Object>)]
+    pub push_token: Option<Value>,
+    #[schema(value_type = PreferencesBody)]
+    pub preferences: Option<Value>,
+    /// 8 to 128 characters; stored as an Argon2id hash, never returned.
+    #[schema(value_type = String, format = Password)]
+    pub password: Option<Value>,
+    /// Language tag (default `en`), e.g. `fr`, `pt-BR`.
+    #[schema(value_type = Option<String>, example = "en")]
+    pub language: Option<Value>,
+}
+
+/// Request body of `PATCH /api/v1/users/{id}`: any of these, at least one. Checked by
+/// [`UserPatch::parse`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUserBody {
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub language: Option<Value>,
+    #[schema(value_type = Option<PreferencesBody>)]
+    pub preferences: Option<Value>,
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<Value>,
+    /// Required when an end user changes their own password.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub current_password: Option<Value>,
+}
+
+/// The fields a patch changes (`current_password` only authorises a change).
+const PATCHABLE: [&str; 5] = ["name", "email", "language", "preferences", "password"];
+
+/// Request body of `POST /api/v1/users/{id}/push-tokens`, and the object form of a new
+/// user's `push_token`. Checked by [`NewPushToken::parse`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushTokenBody {
+    #[schema(value_type = String)]
+    pub token: Option<Value>,
+    /// `android`, `ios` or `web`.
+    #[schema(value_type = String, example = "android")]
+    pub platform: Option<Value>,
+}
+
+/// Whether the user accepts each channel: the body of `PUT /api/v1/users/{id}/preferences`
+/// and a user's `preferences`. Checked by [`PreferencesInput::parse`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesBody {
+    #[schema(value_type = bool)]
+    pub email: Option<Value>,
+    #[schema(value_type = bool)]
+    pub push: Option<Value>,
+}
+
+/// Request body of `POST /api/v1/auth/login`. Checked by [`Login::parse`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    #[schema(value_type = String, example = "john@example.com")]
+    pub email: Option<Value>,
+    #[schema(value_type = String, format = Password)]
+    pub password: Option<Value>,
+}
 
 fn parse_with<T>(
     raw: Option<&str>,
@@ -40,18 +111,31 @@ fn parse_with<T>(
 }
 
 fn optional_parsed<T>(
-    obj: &Map<String, Value>,
+    value: Option<&Value>,
     field: &str,
     errors: &mut Vec<FieldError>,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Option<T> {
-    let raw = validate::optional_str(obj, field, "", errors).ok().flatten();
+    let raw = validate::optional_string(value, field, errors).ok().flatten();
     parse_with(raw, field, errors, parse)
 }
 
-fn body_object(body: &Value) -> Result<&Map<String, Value>, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    validate::object(body, "", &mut errors).ok_or(errors)
+fn required_parsed<T>(
+    value: Option<&Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<T> {
+    let raw = validate::string(value, field, errors);
+    parse_with(raw, field, errors, parse)
+}
+
+/// `Ok` with the value when no error was recorded.
+fn finish<T>(value: Option<T>, errors: Vec<FieldError>) -> Result<T, Vec<FieldError>> {
+    match value {
+        Some(v) if errors.is_empty() => Ok(v),
+        _ => Err(errors),
+    }
 }
 
 /// Channel preferences: `{email: bool, push: bool}`, both required.
@@ -62,10 +146,9 @@ impl PreferencesInput {
     /// Parses the object at `at` (`preferences` in a user body, the body itself for
     /// `PUT .../preferences`).
     pub fn parse_at(value: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<Self> {
-        let obj = validate::object(value, at, errors)?;
-        validate::reject_unknown(obj, &PREFERENCE_FIELDS, at, errors);
-        let email = validate::required_bool(obj, "email", at, errors);
-        let push = validate::required_bool(obj, "push", at, errors);
+        let body = validate::body::<PreferencesBody>(value, at, errors)?;
+        let email = validate::boolean(body.email.as_ref(), &validate::path(at, "email"), errors);
+        let push = validate::boolean(body.push.as_ref(), &validate::path(at, "push"), errors);
         Some(Self(Preferences {
             email: email?,
             push: push?,
@@ -75,10 +158,8 @@ impl PreferencesInput {
     /// A whole `PUT /api/v1/users/{id}/preferences` body.
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        match Self::parse_at(body, "", &mut errors) {
-            Some(p) if errors.is_empty() => Ok(p),
-            _ => Err(errors),
-        }
+        let preferences = Self::parse_at(body, "", &mut errors);
+        finish(preferences, errors)
     }
 }
 
@@ -90,12 +171,15 @@ pub struct NewPushToken {
 }
 
 impl NewPushToken {
-    fn parse_object(obj: &Map<String, Value>, at: &str, errors: &mut Vec<FieldError>) -> Option<Self> {
-        validate::reject_unknown(obj, &PUSH_TOKEN_FIELDS, at, errors);
-        let token = validate::required_str(obj, "token", at, errors);
-        let token = parse_with(token, &validate::path(at, "token"), errors, PushToken::parse);
-        let platform = validate::required_str(obj, "platform", at, errors);
-        let platform = parse_with(platform, &validate::path(at, "platform"), errors, |s| {
+    fn parse_at(value: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<Self> {
+        let body = validate::body::<PushTokenBody>(value, at, errors)?;
+        let token = required_parsed(
+            body.token.as_ref(),
+            &validate::path(at, "token"),
+            errors,
+            PushToken::parse,
+        );
+        let platform = required_parsed(body.platform.as_ref(), &validate::path(at, "platform"), errors, |s| {
             s.parse::<Platform>()
         });
         Some(Self {
@@ -106,12 +190,9 @@ impl NewPushToken {
 
     /// A `POST /api/v1/users/{id}/push-tokens` body: `{token, platform}`.
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
-        let obj = body_object(body)?;
         let mut errors = Vec::new();
-        match Self::parse_object(obj, "", &mut errors) {
-            Some(t) if errors.is_empty() => Ok(t),
-            _ => Err(errors),
-        }
+        let token = Self::parse_at(body, "", &mut errors);
+        finish(token, errors)
     }
 
     /// `push_token` in a new-user body: a bare token (platform [`DEFAULT_PLATFORM`]) or
@@ -122,7 +203,7 @@ impl NewPushToken {
                 token,
                 platform: DEFAULT_PLATFORM,
             }),
-            Value::Object(obj) => Self::parse_object(obj, "push_token", errors),
+            Value::Object(_) => Self::parse_at(value, "push_token", errors),
             _ => {
                 errors.push(FieldError::new(
                     "push_token",
@@ -147,36 +228,32 @@ pub struct NewUser {
 
 impl NewUser {
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
-        let obj = body_object(body)?;
         let mut errors = Vec::new();
-        validate::reject_unknown(obj, &NEW_USER_FIELDS, "", &mut errors);
-        let name = validate::required_str(obj, "name", "", &mut errors);
-        let name = parse_with(name, "name", &mut errors, UserName::parse);
-        let email = validate::required_str(obj, "email", "", &mut errors);
-        let email = parse_with(email, "email", &mut errors, EmailAddress::parse);
-        let password = validate::required_str(obj, "password", "", &mut errors);
-        let password = parse_with(password, "password", &mut errors, Password::parse);
-        let push_token = match obj.get("push_token") {
+        let Some(body) = validate::body::<CreateUserBody>(body, "", &mut errors) else {
+            return Err(errors);
+        };
+        let name = required_parsed(body.name.as_ref(), "name", &mut errors, UserName::parse);
+        let email = required_parsed(body.email.as_ref(), "email", &mut errors, EmailAddress::parse);
+        let password = required_parsed(body.password.as_ref(), "password", &mut errors, Password::parse);
+        let push_token = match &body.push_token {
             None | Some(Value::Null) => Some(None),
             Some(v) => NewPushToken::parse_field(v, &mut errors).map(Some),
         };
-        let preferences = match obj.get("preferences") {
+        let preferences = match &body.preferences {
             None | Some(Value::Null) => {
                 errors.push(FieldError::new("preferences", "is required"));
                 None
             }
             Some(v) => PreferencesInput::parse_at(v, "preferences", &mut errors),
         };
-        let language = match validate::optional_str(obj, "language", "", &mut errors) {
+        let language = match validate::optional_string(body.language.as_ref(), "language", &mut errors) {
             Ok(None) => Language::parse("en").ok(),
             Ok(raw) => parse_with(raw, "language", &mut errors, Language::parse),
             Err(()) => None,
         };
-        match (name, email, password, push_token, preferences, language) {
-            (Some(name), Some(email), Some(password), Some(push_token), Some(preferences), Some(language))
-                if errors.is_empty() =>
-            {
-                Ok(Self {
+        let user = match (name, email, password, push_token, preferences, language) {
+            (Some(name), Some(email), Some(password), Some(push_token), Some(preferences), Some(language)) => {
+                Some(Self {
                     name,
                     email,
                     password,
@@ -185,8 +262,9 @@ impl NewUser {
                     language,
                 })
             }
-            _ => Err(errors),
-        }
+            _ => None,
+        };
+        finish(user, errors)
     }
 }
 
@@ -204,35 +282,31 @@ pub struct UserPatch {
 
 impl UserPatch {
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
-        let obj = body_object(body)?;
         let mut errors = Vec::new();
-        validate::reject_unknown(obj, &PATCH_FIELDS, "", &mut errors);
+        let Some(body) = validate::body::<PatchUserBody>(body, "", &mut errors) else {
+            return Err(errors);
+        };
         let patch = Self {
-            name: optional_parsed(obj, "name", &mut errors, UserName::parse),
-            email: optional_parsed(obj, "email", &mut errors, EmailAddress::parse),
-            language: optional_parsed(obj, "language", &mut errors, Language::parse),
-            preferences: match obj.get("preferences") {
+            name: optional_parsed(body.name.as_ref(), "name", &mut errors, UserName::parse),
+            email: optional_parsed(body.email.as_ref(), "email", &mut errors, EmailAddress::parse),
+            language: optional_parsed(body.language.as_ref(), "language", &mut errors, Language::parse),
+            preferences: match &body.preferences {
                 None | Some(Value::Null) => None,
                 Some(v) => PreferencesInput::parse_at(v, "preferences", &mut errors).map(|p| p.0),
             },
-            password: optional_parsed(obj, "password", &mut errors, Password::parse),
+            password: optional_parsed(body.password.as_ref(), "password", &mut errors, Password::parse),
             // Not held to the length rule: an old password may predate it.
-            current_password: optional_parsed(obj, "current_password", &mut errors, |s| Ok(Password::unchecked(s))),
+            current_password: optional_parsed(body.current_password.as_ref(), "current_password", &mut errors, |s| {
+                Ok(Password::unchecked(s))
+            }),
         };
         if errors.is_empty() && patch.is_empty() {
             errors.push(FieldError::new(
                 "body",
-                format!(
-                    "names no field to change; expected some of: {}",
-                    PATCH_FIELDS[..5].join(", ")
-                ),
+                format!("names no field to change; expected some of: {}", PATCHABLE.join(", ")),
             ));
         }
-        if errors.is_empty() {
-            Ok(patch)
-        } else {
-            Err(errors)
-        }
+        finish(Some(patch), errors)
     }
 
     fn is_empty(&self) -> bool {
@@ -255,18 +329,20 @@ pub struct Login {
 
 impl Login {
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
-        let obj = body_object(body)?;
         let mut errors = Vec::new();
-        validate::reject_unknown(obj, &LOGIN_FIELDS, "", &mut errors);
-        let email = validate::required_str(obj, "email", "", &mut errors);
-        let password = validate::required_str(obj, "password", "", &mut errors);
-        match (email, password) {
-            (Some(email), Some(password)) if errors.is_empty() => Ok(Self {
+        let Some(body) = validate::body::<LoginBody>(body, "", &mut errors) else {
+            return Err(errors);
+        };
+        let email = validate::string(body.email.as_ref(), "email", &mut errors);
+        let password = validate::string(body.password.as_ref(), "password", &mut errors);
+        let login = match (email, password) {
+            (Some(email), Some(password)) => Some(Self {
                 email: email.trim().to_string(),
                 password: Password::unchecked(password),
             }),
-            _ => Err(errors),
-        }
+            _ => None,
+        };
+        finish(login, errors)
     }
 }
 

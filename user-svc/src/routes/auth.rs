@@ -3,22 +3,17 @@
 use actix_web::{web, HttpResponse};
 use anyhow::Context;
 use notify_kit::{auth::TokenUse, ApiError, ApiResponse};
+use notify_schemas::ids::UserId;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::AppState;
 use crate::{db::users as db, domain::Login, SCOPE_USERS_SELF};
 
-/// Request body of the login.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct LoginBody {
-    #[schema(example = "john@example.com")]
-    email: String,
-    #[schema(format = Password)]
-    password: String,
+/// Registers `POST /api/v1/auth/login`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/auth/login", web::post().to(login));
 }
 
 /// A login token.
@@ -30,7 +25,8 @@ pub struct TokenView {
     pub token_type: &'static str,
     /// Seconds until it expires.
     pub expires_in: u64,
-    pub user_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub user_id: UserId,
 }
 
 /// Exchanges credentials for a user token. Unknown email and wrong password answer alike.
@@ -38,7 +34,7 @@ pub struct TokenView {
     post,
     path = "/api/v1/auth/login",
     tag = "auth",
-    request_body = LoginBody,
+    request_body = crate::domain::LoginBody,
     responses(
         (status = 200, description = "Logged in", body = TokenView),
         (status = 401, description = "Invalid email or password"),

@@ -5,11 +5,23 @@ pub mod health;
 pub mod openapi;
 pub mod users;
 
+use actix_web::web;
 use notify_kit::auth::JwtIssuer;
 use notify_lookup::Cache;
+use notify_schemas::ids::UserId;
 use sqlx::PgPool;
 
 use crate::password::Passwords;
+
+/// Registers every route of user-svc, each resource module its own paths (in their
+/// canonical form; [`notify_kit::http::trailing_slash`] forgives the other).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    openapi::configure(cfg);
+    auth::configure(cfg);
+    users::configure(cfg);
+    cfg.route("/metrics", web::get().to(notify_kit::metrics::endpoint));
+}
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -25,8 +37,8 @@ pub struct AppState {
 impl AppState {
     /// Drops the lookup cache entry of `user_id` after a committed change. A failure is
     /// logged, not returned: the change is done, and the entry expires within its TTL.
-    pub async fn invalidate(&self, user_id: uuid::Uuid) {
-        if let Err(e) = self.cache.invalidate_user(user_id).await {
+    pub async fn invalidate(&self, user_id: UserId) {
+        if let Err(e) = self.cache.invalidate_user(user_id.as_uuid()).await {
             tracing::warn!(%user_id, error = %e, "cache invalidation failed; the entry expires with its TTL");
         }
     }

@@ -1,12 +1,13 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use actix_web::{get, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
     Modify, OpenApi,
 };
 
 use super::{auth, health, users};
+use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, PushTokenBody};
 
 struct BearerAuth;
 
@@ -42,14 +43,15 @@ impl Modify for BearerAuth {
         health::health
     ),
     components(schemas(
-        users::CreateUserBody,
-        users::PatchUserBody,
-        users::PushTokenBody,
+        CreateUserBody,
+        PatchUserBody,
+        PushTokenBody,
+        PreferencesBody,
         users::PreferencesView,
         users::PushTokenView,
         users::UserView,
         users::Deleted,
-        auth::LoginBody,
+        LoginBody,
         auth::TokenView,
         notify_kit::envelope::PageMeta,
         notify_kit::envelope::ErrorBody,
@@ -60,8 +62,30 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
+/// Registers `GET /api-docs/openapi.json`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(openapi_json);
+}
+
 /// `GET /api-docs/openapi.json`.
 #[get("/api-docs/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use test_support::openapi::assert_request_body_is;
+
+    use super::*;
+
+    #[test]
+    fn each_request_body_documents_exactly_the_fields_its_handler_parses() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
+        assert_request_body_is::<CreateUserBody>(&doc, "post", "/api/v1/users/");
+        assert_request_body_is::<PatchUserBody>(&doc, "patch", "/api/v1/users/{id}");
+        assert_request_body_is::<PushTokenBody>(&doc, "post", "/api/v1/users/{id}/push-tokens");
+        assert_request_body_is::<PreferencesBody>(&doc, "put", "/api/v1/users/{id}/preferences");
+        assert_request_body_is::<LoginBody>(&doc, "post", "/api/v1/auth/login");
+    }
 }

@@ -16,10 +16,10 @@ use notify_kit::{
     pagination::PageRequest,
     ApiError, ApiResponse, FieldError,
 };
+use notify_schemas::ids::UserId;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::AppState;
 use crate::{
@@ -28,51 +28,19 @@ use crate::{
     SCOPE_USERS_READ, SCOPE_USERS_SELF, SCOPE_USERS_WRITE,
 };
 
-/// Request body of `POST /api/v1/users/` (snake_case only; unknown fields are rejected).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreateUserBody {
-    /// 1 to 100 characters.
-    #[schema(example = "John Doe")]
-    name: String,
-    /// Unique (case-insensitive).
-    #[schema(example = "john@example.com")]
-    email: String,
-    /// A device token (platform `android`) or `{"token": "...", "platform": "android|ios|web"}`.
-    #[schema(value_type = Object)]
-    push_token: Option<Value>,
-    preferences: PreferencesView,
-    /// 8 to 128 characters; stored as an Argon2id hash, never returned.
-    #[schema(format = Password)]
-    password: String,
-    /// Language tag (default `en`), e.g. `fr`, `pt-BR`.
-    #[schema(example = "en")]
-    language: Option<String>,
-}
-
-/// Request body of `PATCH /api/v1/users/{id}`: any of these, at least one.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PatchUserBody {
-    name: Option<String>,
-    email: Option<String>,
-    language: Option<String>,
-    preferences: Option<PreferencesView>,
-    #[schema(format = Password)]
-    password: Option<String>,
-    /// Required when an end user changes their own password.
-    #[schema(format = Password)]
-    current_password: Option<String>,
-}
-
-/// Request body of `POST /api/v1/users/{id}/push-tokens`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PushTokenBody {
-    token: String,
-    /// `android`, `ios` or `web`.
-    #[schema(example = "android")]
-    platform: String,
+/// Registers the `/api/v1/users/...` routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/users/", web::post().to(create))
+        .route("/api/v1/users/", web::get().to(list))
+        .route("/api/v1/users/{id}", web::get().to(get))
+        .route("/api/v1/users/{id}", web::patch().to(patch))
+        .route("/api/v1/users/{id}", web::delete().to(delete))
+        .route("/api/v1/users/{id}/push-tokens", web::post().to(add_push_token))
+        .route(
+            "/api/v1/users/{id}/push-tokens/{token}",
+            web::delete().to(remove_push_token),
+        )
+        .route("/api/v1/users/{id}/preferences", web::put().to(set_preferences));
 }
 
 /// Whether the user accepts each channel.
@@ -93,7 +61,8 @@ pub struct PushTokenView {
 /// A user (never the password or its hash).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: UserId,
     pub name: String,
     pub email: String,
     pub language: String,
@@ -106,7 +75,8 @@ pub struct UserView {
 /// What a delete answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Deleted {
-    pub id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: UserId,
     pub deleted: bool,
 }
 
@@ -142,13 +112,13 @@ enum Access {
     Write,
 }
 
-fn not_found(id: Uuid) -> ApiError {
+fn not_found(id: UserId) -> ApiError {
     ApiError::NotFound(format!("user {id} not found"))
 }
 
 /// Ownership and scopes, before anything is read: a user token naming another user gets
 /// the same 404 as a missing user.
-fn authorize(caller: &Caller, id: Uuid, access: Access) -> Result<(), ApiError> {
+fn authorize(caller: &Caller, id: UserId, access: Access) -> Result<(), ApiError> {
     match caller.token_use {
         TokenUse::User => {
             if caller.subject != id.to_string() {
@@ -178,7 +148,7 @@ fn ok(user: User, message: &str) -> HttpResponse {
     post,
     path = "/api/v1/users/",
     tag = "users",
-    request_body = CreateUserBody,
+    request_body = crate::domain::CreateUserBody,
     responses(
         (status = 201, description = "Created", body = UserView),
         (status = 401, description = "Missing or invalid token (unless open registration)"),
@@ -203,7 +173,7 @@ pub async fn create(
         caller.require(SCOPE_USERS_WRITE)?;
     }
     let new_user = NewUser::parse(&body).map_err(ApiError::Validation)?;
-    let id = Uuid::now_v7();
+    let id = UserId::from(uuid::Uuid::now_v7());
     let hash = state.passwords.hash(new_user.password.secret()).await?;
     match db::insert(&state.pool, id, &new_user, &hash)
         .await
@@ -276,7 +246,7 @@ pub async fn list(
     get,
     path = "/api/v1/users/{id}",
     tag = "users",
-    params(("id" = Uuid, Path, description = "User id")),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
     responses(
         (status = 200, description = "The user", body = UserView),
         (status = 401, description = "Missing or invalid token"),
@@ -285,7 +255,11 @@ pub async fn list(
     ),
     security(("bearer" = []))
 )]
-pub async fn get(caller: Caller, path: web::Path<Uuid>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    caller: Caller,
+    path: web::Path<UserId>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     authorize(&caller, id, Access::Read)?;
     let user = db::get(&state.pool, id)
@@ -301,8 +275,8 @@ pub async fn get(caller: Caller, path: web::Path<Uuid>, state: web::Data<AppStat
     patch,
     path = "/api/v1/users/{id}",
     tag = "users",
-    params(("id" = Uuid, Path, description = "User id")),
-    request_body = PatchUserBody,
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    request_body = crate::domain::PatchUserBody,
     responses(
         (status = 200, description = "The changed user", body = UserView),
         (status = 404, description = "No such user (or not yours)"),
@@ -313,7 +287,7 @@ pub async fn get(caller: Caller, path: web::Path<Uuid>, state: web::Data<AppStat
 )]
 pub async fn patch(
     caller: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<UserId>,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -361,7 +335,7 @@ pub async fn patch(
     delete,
     path = "/api/v1/users/{id}",
     tag = "users",
-    params(("id" = Uuid, Path, description = "User id")),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
     responses(
         (status = 200, description = "Deleted", body = Deleted),
         (status = 404, description = "No such user (or not yours)")
@@ -370,7 +344,7 @@ pub async fn patch(
 )]
 pub async fn delete(
     caller: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<UserId>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
@@ -388,8 +362,8 @@ pub async fn delete(
     post,
     path = "/api/v1/users/{id}/push-tokens",
     tag = "users",
-    params(("id" = Uuid, Path, description = "User id")),
-    request_body = PushTokenBody,
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    request_body = crate::domain::PushTokenBody,
     responses(
         (status = 201, description = "Registered; the user with all its tokens", body = UserView),
         (status = 404, description = "No such user (or not yours)"),
@@ -399,7 +373,7 @@ pub async fn delete(
 )]
 pub async fn add_push_token(
     caller: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<UserId>,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -435,7 +409,7 @@ pub async fn add_push_token(
     path = "/api/v1/users/{id}/push-tokens/{token}",
     tag = "users",
     params(
-        ("id" = Uuid, Path, description = "User id"),
+        ("id" = uuid::Uuid, Path, description = "User id"),
         ("token" = String, Path, description = "The device token")
     ),
     responses(
@@ -446,7 +420,7 @@ pub async fn add_push_token(
 )]
 pub async fn remove_push_token(
     caller: Caller,
-    path: web::Path<(Uuid, String)>,
+    path: web::Path<(UserId, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, raw_token) = path.into_inner();
@@ -472,8 +446,8 @@ pub async fn remove_push_token(
     put,
     path = "/api/v1/users/{id}/preferences",
     tag = "users",
-    params(("id" = Uuid, Path, description = "User id")),
-    request_body = PreferencesView,
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    request_body = crate::domain::PreferencesBody,
     responses(
         (status = 200, description = "The user with its new preferences", body = UserView),
         (status = 404, description = "No such user (or not yours)"),
@@ -483,7 +457,7 @@ pub async fn remove_push_token(
 )]
 pub async fn set_preferences(
     caller: Caller,
-    path: web::Path<Uuid>,
+    path: web::Path<UserId>,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {

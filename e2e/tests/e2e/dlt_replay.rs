@@ -4,13 +4,9 @@
 //! `dlt replay` delivers it (once: a second replay republishes nothing), and a selective
 //! replay leaves the other dead letters for a later replay.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod harness;
-
 use std::time::Duration;
 
-use harness::{history, CliRun, Stack, Tiers};
+use crate::harness::{history, CliRun, Stack, Tiers};
 use notify_kafka::headers;
 use serde_json::{json, Value};
 use test_support::{kafka::Record, smtp::Mode, JWT_SECRET};

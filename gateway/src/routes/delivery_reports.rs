@@ -6,103 +6,34 @@
 
 use actix_web::{web, HttpResponse};
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use notify_kit::{
     auth::{Caller, SCOPE_STATUS_WRITE},
     correlation::{CorrelationId, TraceParent},
-    validate, ApiError, ApiResponse, FieldError,
+    ApiError, ApiResponse,
 };
 use notify_schemas::{
-    headers, topics::Topics, Channel, DeliveryStatus, NotificationStatusChanged, NOTIFICATION_STATUS,
+    headers, ids::NotificationId, topics::Topics, Channel, NotificationStatusChanged, NOTIFICATION_STATUS,
 };
 use notify_store::notifications::NewOutboxMessage;
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::AppState;
+use crate::domain::DeliveryReport;
 
-const FIELDS: [&str; 4] = ["notification_id", "status", "timestamp", "error"];
-
-/// Body of a delivery report.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct StatusReportBody {
-    notification_id: Uuid,
-    /// `sent`, `delivered`, `bounced` or `failed`.
-    #[schema(example = "delivered")]
-    status: String,
-    /// When it happened (RFC 3339); defaults to now.
-    timestamp: Option<DateTime<Utc>>,
-    /// What went wrong, for `bounced`/`failed`.
-    error: Option<String>,
+/// Registers `POST /api/v1/{channel}/status/`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/{channel}/status/", web::post().to(report));
 }
 
 /// What a report answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReportAccepted {
-    pub notification_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub notification_id: NotificationId,
     pub status: String,
-}
-
-struct Report {
-    notification_id: Uuid,
-    status: DeliveryStatus,
-    timestamp: DateTime<Utc>,
-    error: Option<String>,
-}
-
-fn parse(body: &Value) -> Result<Report, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let Some(obj) = validate::object(body, "", &mut errors) else {
-        return Err(errors);
-    };
-    validate::reject_unknown(obj, &FIELDS, "", &mut errors);
-    let id = validate::required_str(obj, "notification_id", "", &mut errors).and_then(|s| {
-        Uuid::try_parse(s)
-            .map_err(|_| errors.push(FieldError::new("notification_id", "must be a UUID")))
-            .ok()
-    });
-    let status = validate::required_str(obj, "status", "", &mut errors).and_then(|s| match s {
-        "sent" => Some(DeliveryStatus::Sent),
-        "delivered" => Some(DeliveryStatus::Delivered),
-        "bounced" => Some(DeliveryStatus::Bounced),
-        "failed" => Some(DeliveryStatus::Failed),
-        _ => {
-            errors.push(FieldError::new(
-                "status",
-                "must be one of sent, delivered, bounced, failed",
-            ));
-            None
-        }
-    });
-    let timestamp = match validate::optional_str(obj, "timestamp", "", &mut errors) {
-        Err(()) => None,
-        Ok(None) => Some(Utc::now()),
-        Ok(Some(s)) => DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
-                errors.push(FieldError::new(
-                    "timestamp",
-                    "must be an RFC 3339 date-time, e.g. 2025-11-12T10:00:00Z",
-                ))
-            })
-            .ok(),
-    };
-    let error = validate::optional_str(obj, "error", "", &mut errors)
-        .ok()
-        .flatten()
-        .map(|s| s.chars().take(2000).collect());
-    match (id, status, timestamp) {
-        (Some(notification_id), Some(status), Some(timestamp)) if errors.is_empty() => Ok(Report {
-            notification_id,
-            status,
-            timestamp,
-            error,
-        }),
-        _ => Err(errors),
-    }
 }
 
 /// Accepts a delivery report for a notification of `channel`.
@@ -111,7 +42,7 @@ fn parse(body: &Value) -> Result<Report, Vec<FieldError>> {
     path = "/api/v1/{channel}/status/",
     tag = "notifications",
     params(("channel" = String, Path, description = "`email` or `push`")),
-    request_body = StatusReportBody,
+    request_body = crate::domain::DeliveryReportBody,
     responses(
         (status = 202, description = "Recorded; applied asynchronously", body = ReportAccepted),
         (status = 401, description = "Missing or invalid token"),
@@ -133,7 +64,7 @@ pub async fn report(
     let channel: Channel = path
         .parse()
         .map_err(|_| ApiError::NotFound(format!("no channel `{path}` (email or push)")))?;
-    let report = parse(&body).map_err(ApiError::Validation)?;
+    let report = DeliveryReport::parse(&body, Utc::now()).map_err(ApiError::Validation)?;
     let (stored_channel, attempts) = notify_store::outbox::notification_channel(&state.pool, report.notification_id)
         .await
         .context("failed to read the notification")?
@@ -148,7 +79,7 @@ pub async fn report(
         ));
     }
     let event = NotificationStatusChanged {
-        notification_id: report.notification_id.into(),
+        notification_id: report.notification_id,
         channel,
         status: report.status,
         attempt: attempts,

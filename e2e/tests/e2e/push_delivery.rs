@@ -1,13 +1,9 @@
 //! Push delivery end to end with the real binaries and a fake FCM endpoint (`wiremock`: the
 //! real provider cannot be reached from here).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod harness;
-
 use std::time::Duration;
 
-use harness::{statuses, Stack, Tiers};
+use crate::harness::{statuses, Stack, Tiers};
 use serde_json::json;
 use wiremock::{
     matchers::{body_partial_json, method, path},

@@ -3,13 +3,9 @@
 //! HTTP request → outbox publish → Kafka consume (→ retry consume) → provider call, and the
 //! projector's consume of each status event.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod harness;
-
 use std::time::Duration;
 
-use harness::{Stack, Tiers};
+use crate::harness::{Stack, Tiers};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::json;
 use test_support::{

@@ -1,8 +1,6 @@
 //! Starts the real binaries of the pipeline, each on a free port, against a database, a topic
 //! prefix and a cache prefix of the test's own, and talks to them over HTTP like a client.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::{collections::HashMap, time::Duration};
 
 use notify_kit::auth::{SCOPE_READ, SCOPE_SEND, SCOPE_STATUS_WRITE};
@@ -99,7 +97,6 @@ impl Default for Tiers {
 pub struct Stack {
     pub db: TestDb,
     pub prefix: String,
-    pub cache_prefix: String,
     pub smtp: TestSmtpServer,
     pub gateway: Service,
     pub user_svc: Service,
@@ -212,7 +209,6 @@ impl Stack {
         Self {
             db,
             prefix,
-            cache_prefix,
             smtp,
             gateway,
             user_svc,

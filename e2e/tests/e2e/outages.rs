@@ -1,13 +1,9 @@
 //! Dependency outages that hit every record: the worker holds its records in Kafka instead of
 //! spending their retries, and resumes by itself when the dependency is back.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use harness::{statuses, Stack, Tiers};
+use crate::harness::{counts, statuses, Stack, Tiers};
 use serde_json::json;
 use test_support::redis::PrivateRedis;
 
@@ -85,7 +81,7 @@ async fn a_ledger_outage_longer_than_the_retry_schedule_dead_letters_nothing_and
     }
     let ids_sent = s.smtp.message_ids();
     assert_eq!(ids_sent.len(), 6, "each notification exactly once: {ids_sent:?}");
-    assert_eq!(harness::counts(&ids_sent).len(), 6, "no duplicate: {ids_sent:?}");
+    assert_eq!(counts(&ids_sent).len(), 6, "no duplicate: {ids_sent:?}");
     test_support::wait_for("the worker to resume", T, || async {
         (paused(&s.http, &worker_url).await == Some(0.0)).then_some(())
     })

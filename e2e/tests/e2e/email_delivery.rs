@@ -1,13 +1,9 @@
 //! The delivery path end to end with the real binaries: gateway → outbox → relay → Kafka →
 //! email-worker → SMTP server, and status back through the status topic and the projector.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod harness;
-
 use std::time::Duration;
 
-use harness::{counts, history, statuses, Stack, Tiers};
+use crate::harness::{counts, history, statuses, Stack, Tiers};
 use notify_kafka::headers;
 use serde_json::json;
 use test_support::smtp::Mode;

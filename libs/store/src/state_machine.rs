@@ -14,8 +14,8 @@
 //! a no-op, which makes the projection idempotent under at-least-once delivery.
 
 use chrono::{DateTime, Utc};
+use notify_schemas::ids::NotificationId;
 use sqlx::{PgPool, Row};
-use uuid::Uuid;
 
 /// A notification's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,7 +109,7 @@ fn allowed_from(to: Status, to_attempt: i32) -> (Vec<&'static str>, Vec<&'static
 /// One status event to apply.
 #[derive(Debug, Clone)]
 pub struct StatusEvent<'a> {
-    pub notification_id: Uuid,
+    pub notification_id: NotificationId,
     pub status: Status,
     pub attempt: i32,
     pub occurred_at: DateTime<Utc>,
@@ -168,7 +168,7 @@ SELECT EXISTS (SELECT 1 FROM cur) AS found,
        EXISTS (SELECT 1 FROM changed) AS changed
 "#,
     )
-    .bind(ev.notification_id)
+    .bind(ev.notification_id.as_uuid())
     .bind(ev.status.as_str())
     .bind(ev.attempt)
     .bind(ev.error)
