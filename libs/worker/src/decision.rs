@@ -130,6 +130,7 @@ pub fn decide(policy: &Policy<'_>, record: &Attempted<'_>, outcome: &Outcome, no
             template_version,
             language,
             rejected,
+            provider,
             ..
         } => Decision {
             verdict: Verdict::Sent,
@@ -141,6 +142,7 @@ pub fn decide(policy: &Policy<'_>, record: &Attempted<'_>, outcome: &Outcome, no
             .map(|s| StatusUpdate {
                 template_version: i32::try_from(*template_version).ok(),
                 language: Some(language.clone()),
+                provider: provider.clone().or(s.provider),
                 ..s
             }),
         },
@@ -177,7 +179,8 @@ pub fn decide(policy: &Policy<'_>, record: &Attempted<'_>, outcome: &Outcome, no
             };
             match route(policy.tiers, failure, record.attempt) {
                 Route::Retry(tier) => {
-                    let due_at_ms = now_ms.saturating_add(i64::try_from(tier.delay.as_millis()).unwrap_or(i64::MAX));
+                    let wait = failure.retry_after.map_or(tier.delay, |r| r.max(tier.delay));
+                    let due_at_ms = now_ms.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
                     Decision {
                         verdict: Verdict::Retried {
                             tier: tier.name,
@@ -300,10 +303,7 @@ mod tests {
     }
 
     fn failed(class: ErrorClass) -> Outcome {
-        Outcome::Failed(Failure {
-            class,
-            message: format!("{class} failure"),
-        })
+        Outcome::Failed(Failure::new(class, format!("{class} failure")))
     }
 
     fn header<'a>(r: &'a FailureRecord, name: &str) -> Option<&'a str> {
@@ -320,6 +320,7 @@ mod tests {
                 language: "de".into(),
                 sent_now: 1,
                 rejected: vec![],
+                provider: None,
             },
         );
         assert_eq!(d.verdict, Verdict::Sent);
@@ -341,6 +342,7 @@ mod tests {
                 language: "en".into(),
                 sent_now: 1,
                 rejected: vec!["token a unregistered".into(), "token b invalid".into()],
+                provider: None,
             },
         );
         let s = d.status.unwrap();
@@ -412,6 +414,47 @@ mod tests {
             (s.status, s.error.as_deref()),
             (DeliveryStatus::Retrying, Some("transient failure"))
         );
+    }
+
+    #[test]
+    fn a_providers_retry_after_longer_than_the_tier_delays_the_retry() {
+        let case = Case::new();
+        let with = |secs: u64| {
+            let mut f = Failure::new(ErrorClass::Transient, "429 too many requests");
+            f.retry_after = Some(Duration::from_secs(secs));
+            case.decide(1, &Outcome::Failed(f)).verdict
+        };
+        assert_eq!(
+            with(120),
+            Verdict::Retried {
+                tier: "retry-30s",
+                due_at_ms: NOW + 120_000
+            },
+            "a longer Retry-After wins"
+        );
+        assert_eq!(
+            with(5),
+            Verdict::Retried {
+                tier: "retry-30s",
+                due_at_ms: NOW + 30_000
+            },
+            "a shorter one does not shorten the tier"
+        );
+    }
+
+    #[test]
+    fn the_status_names_the_provider_that_delivered() {
+        let d = Case::new().decide(
+            1,
+            &Outcome::Sent {
+                template_version: 1,
+                language: "en".into(),
+                sent_now: 1,
+                rejected: vec![],
+                provider: Some("sendgrid".into()),
+            },
+        );
+        assert_eq!(d.status.unwrap().provider.as_deref(), Some("sendgrid"));
     }
 
     #[test]
@@ -554,13 +597,7 @@ mod tests {
     #[test]
     fn a_long_error_message_is_cut_in_the_header_and_kept_whole_in_the_status() {
         let long = "x".repeat(5000);
-        let d = Case::new().decide(
-            1,
-            &Outcome::Failed(Failure {
-                class: ErrorClass::Permanent,
-                message: long.clone(),
-            }),
-        );
+        let d = Case::new().decide(1, &Outcome::Failed(Failure::new(ErrorClass::Permanent, long.clone())));
         let r = d.failure_record.unwrap();
         assert_eq!(
             header(&r, h::ERROR_MESSAGE).map(str::len),

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 
 use crate::{
     ledger::Ledger,
-    provider::{OutgoingMessage, Provider, ProviderError},
+    provider::{Delivery, FailureKind, OutgoingMessage, Provider},
 };
 
 /// A failed attempt: transient, permanent or poison (the pipeline never says `exhausted`:
@@ -22,26 +22,30 @@ use crate::{
 pub struct Failure {
     pub class: ErrorClass,
     pub message: String,
+    /// For a transient failure: not before this long (a provider's `Retry-After`, a rate
+    /// limit). The retry tier's delay applies when it is longer.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Failure {
-    fn transient(m: impl Into<String>) -> Self {
+    pub fn new(class: ErrorClass, m: impl Into<String>) -> Self {
         Self {
-            class: ErrorClass::Transient,
+            class,
             message: m.into(),
+            retry_after: None,
         }
+    }
+    fn transient(m: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Transient, m)
     }
     fn permanent(m: impl Into<String>) -> Self {
-        Self {
-            class: ErrorClass::Permanent,
-            message: m.into(),
-        }
+        Self::new(ErrorClass::Permanent, m)
     }
     fn poison(m: impl Into<String>) -> Self {
-        Self {
-            class: ErrorClass::Poison,
-            message: m.into(),
-        }
+        Self::new(ErrorClass::Poison, m)
+    }
+    fn retry_after(self, retry_after: Option<std::time::Duration>) -> Self {
+        Self { retry_after, ..self }
     }
 }
 
@@ -84,6 +88,8 @@ pub enum Outcome {
         language: String,
         sent_now: usize,
         rejected: Vec<String>,
+        /// The provider that took it, when a chain says which (else the worker's provider).
+        provider: Option<String>,
     },
     /// Not sent on purpose: user deleted, opted out, nothing to send to.
     Skipped {
@@ -231,6 +237,17 @@ impl Pipeline {
         let mut sent_now = 0;
         let mut rejected = Vec::new();
         let mut transient: Option<String> = None;
+        let mut retry_after: Option<std::time::Duration> = None;
+        let mut delivered_by: Option<&'static str> = None;
+        // Every provider of the channel is open: nothing to attempt until one is back.
+        if let Some(until) = self.provider.unavailable_until() {
+            if until > std::time::Instant::now() {
+                return Err(outage(
+                    "providers",
+                    format!("every {} provider is unavailable (circuits open)", self.channel),
+                ));
+            }
+        }
         for (target, platform) in &targets {
             let done = self
                 .ledger
@@ -253,14 +270,17 @@ impl Pipeline {
             let call_context = tracecontext::of(&span);
             let result = self
                 .provider
-                .send(&OutgoingMessage {
-                    notification_id: job.notification_id().as_uuid(),
-                    correlation_id,
-                    traceparent: call_context.as_deref().or(traceparent),
-                    target,
-                    platform: *platform,
-                    recipient_name: None,
-                    content: &rendered,
+                .deliver(&Delivery {
+                    message: OutgoingMessage {
+                        notification_id: job.notification_id().as_uuid(),
+                        correlation_id,
+                        traceparent: call_context.as_deref().or(traceparent),
+                        target,
+                        platform: *platform,
+                        recipient_name: None,
+                        content: &rendered,
+                    },
+                    unsubscribe_url: None,
                 })
                 .instrument(span.clone())
                 .await;
@@ -271,18 +291,37 @@ impl Pipeline {
             metrics::histogram!("worker_delivery_duration_seconds", "channel" => self.channel.as_str(), "provider" => self.provider.name())
                 .record(started.elapsed().as_secs_f64());
             match result {
-                Ok(_) => {
+                Ok(receipt) => {
                     sent_now += 1;
+                    delivered_by = receipt.provider.or(delivered_by);
                     self.remember(job.notification_id(), target).await;
                 }
-                Err(ProviderError::Permanent(m)) => rejected.push(m),
-                Err(ProviderError::Transient(m)) => {
-                    transient.get_or_insert(m);
+                Err(f) => {
+                    if f.alert {
+                        tracing::error!(provider = self.provider.name(), error = %f.message, alert = true, "the provider refused our credentials or configuration");
+                    }
+                    match f.kind {
+                        FailureKind::Permanent | FailureKind::Recipient => rejected.push(f.message),
+                        FailureKind::Transient => {
+                            // Every provider of the channel is open: an outage, not this
+                            // record's failure (held until one is back).
+                            if let Some(until) = self.provider.unavailable_until() {
+                                if until > std::time::Instant::now() {
+                                    return Err(outage(
+                                        "providers",
+                                        format!("every {} provider is unavailable: {}", self.channel, f.message),
+                                    ));
+                                }
+                            }
+                            retry_after = retry_after.max(f.retry_after);
+                            transient.get_or_insert(f.message);
+                        }
+                    }
                 }
             }
         }
         if let Some(m) = transient {
-            return Err(Failure::transient(m).into());
+            return Err(Failure::transient(m).retry_after(retry_after).into());
         }
         if rejected.len() == targets.len() {
             return Err(Failure::permanent(rejected.join("; ")).into());
@@ -292,6 +331,7 @@ impl Pipeline {
             language: template.language.as_str().to_string(),
             sent_now,
             rejected,
+            provider: delivered_by.map(str::to_string),
         })
     }
 
