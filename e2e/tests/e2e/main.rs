@@ -9,5 +9,6 @@ mod email_delivery;
 mod harness;
 mod observability;
 mod outages;
+mod providers;
 mod push_delivery;
 mod tracing;
