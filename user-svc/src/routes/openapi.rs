@@ -1,30 +1,11 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use actix_web::{get, web, HttpResponse};
-use utoipa::{
-    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
-    Modify, OpenApi,
-};
+use actix_web::web;
+use notify_kit::openapi::BearerAuth;
+use utoipa::OpenApi;
 
 use super::{auth, health, users};
 use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, PushTokenBody};
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                Http::builder()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// user-svc's API.
 #[derive(OpenApi)]
@@ -64,13 +45,7 @@ pub struct ApiDoc;
 
 /// Registers `GET /api-docs/openapi.json`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(openapi_json);
-}
-
-/// `GET /api-docs/openapi.json`.
-#[get("/api-docs/openapi.json")]
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    notify_kit::openapi::serve::<ApiDoc>(cfg);
 }
 
 #[cfg(test)]
