@@ -4,16 +4,12 @@
 //! the cache is skipped (a miss), and reconnection is attempted again at most once a second.
 //! Each failed connection attempt or operation counts in `redis_errors_total{service}`.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
+
+use notify_kit::redis_conn::{RedisConnection, RedisFailure};
 
 use notify_templates::TemplateCode;
-use redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    AsyncCommands,
-};
+use redis::{aio::ConnectionManager, AsyncCommands};
 use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
 
@@ -22,8 +18,6 @@ use crate::settings::CacheSettings;
 /// How long a generation counter outlives its last change. Far longer than any entry's
 /// TTL, so when it expires (and restarts from 0) no entry of an old generation is left.
 const GENERATION_TTL_SECS: i64 = 7 * 24 * 3600;
-/// After a failed connection attempt, the cache is skipped this long before trying again.
-const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 /// Key names (see the crate documentation for the scheme).
 pub mod keys {
@@ -73,12 +67,9 @@ pub struct Cache {
 }
 
 struct Inner {
-    client: redis::Client,
-    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
-    paused_until: Mutex<Option<Instant>>,
+    conn: RedisConnection,
     prefix: String,
     ttl: Duration,
-    op_timeout: Duration,
 }
 
 impl std::fmt::Debug for Cache {
@@ -101,17 +92,13 @@ pub(crate) struct Generation(pub(crate) u64);
 impl Cache {
     /// A cache on the Redis at `settings.redis_url` (not contacted until first use).
     pub fn new(settings: &CacheSettings) -> Result<Self, CacheError> {
-        let client =
-            redis::Client::open(settings.redis_url.expose()).map_err(|e| CacheError::InvalidUrl(e.to_string()))?;
-        notify_kit::metrics::register_redis_errors();
+        let conn = RedisConnection::new(settings.redis_url.expose(), settings.op_timeout)
+            .map_err(|e| CacheError::InvalidUrl(e.to_string()))?;
         Ok(Self {
             inner: Some(Arc::new(Inner {
-                client,
-                connection: tokio::sync::Mutex::new(None),
-                paused_until: Mutex::new(None),
+                conn,
                 prefix: settings.prefix.clone(),
                 ttl: settings.ttl,
-                op_timeout: settings.op_timeout.max(Duration::from_millis(1)),
             })),
         })
     }
@@ -126,64 +113,18 @@ impl Cache {
         self.inner.as_ref().map_or("", |i| i.prefix.as_str())
     }
 
-    async fn connection(&self) -> Result<(ConnectionManager, &Inner), CacheError> {
-        let inner = self.inner.as_deref().ok_or(CacheError::Disabled)?;
-        let mut slot = inner.connection.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok((conn.clone(), inner));
-        }
-        {
-            let paused = inner
-                .paused_until
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if paused.is_some_and(|until| Instant::now() < until) {
-                return Err(CacheError::Unreachable("skipped after a recent failure".into()));
-            }
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(inner.op_timeout)
-            .set_response_timeout(inner.op_timeout)
-            .set_number_of_retries(1);
-        let attempt = tokio::time::timeout(
-            inner.op_timeout,
-            ConnectionManager::new_with_config(inner.client.clone(), config),
-        )
-        .await;
-        match attempt {
-            Ok(Ok(conn)) => {
-                *slot = Some(conn.clone());
-                Ok((conn, inner))
-            }
-            failed => {
-                *inner
-                    .paused_until
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now() + RECONNECT_PAUSE);
-                let reason = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => format!("no connection within {:?}", inner.op_timeout),
-                };
-                notify_kit::metrics::redis_error();
-                tracing::warn!(error = %reason, "Redis unreachable; lookups bypass the cache");
-                Err(CacheError::Unreachable(reason))
-            }
-        }
-    }
-
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, CacheError>
     where
         F: FnOnce(ConnectionManager, String) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let (conn, inner) = self.connection().await?;
-        let error = match tokio::time::timeout(inner.op_timeout, op(conn, inner.prefix.clone())).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => CacheError::Command(e.to_string()),
-            Err(_) => CacheError::Timeout(inner.op_timeout),
-        };
-        notify_kit::metrics::redis_error();
-        Err(error)
+        let inner = self.inner.as_deref().ok_or(CacheError::Disabled)?;
+        let prefix = inner.prefix.clone();
+        inner.conn.run(|c| op(c, prefix)).await.map_err(|e| match e {
+            RedisFailure::Unreachable(m) => CacheError::Unreachable(m),
+            RedisFailure::Command(m) => CacheError::Command(m),
+            RedisFailure::Timeout(t) => CacheError::Timeout(t),
+        })
     }
 
     /// `PING`, for health reports.

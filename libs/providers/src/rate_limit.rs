@@ -14,9 +14,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use notify_kit::redis_conn::{RedisConnection, RedisFailure};
 use notify_kit::settings::SecretUrl;
-use redis::{aio::ConnectionManager, Script};
-use tokio::sync::Mutex;
+use redis::Script;
 
 /// Refill by elapsed time, then take one token (and one unit of the daily quota).
 /// KEYS: bucket hash, daily counter. ARGV: per_second, burst, daily quota (0 = none).
@@ -87,12 +87,9 @@ pub enum Take {
 /// One provider's bucket in Redis. Cheap to share; instances with the same `key` (in any
 /// process) share the bucket.
 pub struct RateLimiter {
-    redis: redis::Client,
-    connection: Mutex<Option<ConnectionManager>>,
+    conn: RedisConnection,
     key: String,
     limit: RateLimit,
-    /// Bound on connecting and on each script call.
-    timeout: Duration,
     script: Script,
 }
 
@@ -106,11 +103,9 @@ impl RateLimiter {
         timeout: Duration,
     ) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            redis: redis::Client::open(redis_url.expose())?,
-            connection: Mutex::new(None),
+            conn: RedisConnection::new(redis_url.expose(), timeout)?,
             key: format!("{prefix}:{provider}"),
             limit,
-            timeout,
             script: Script::new(TAKE),
         })
     }
@@ -122,10 +117,9 @@ impl RateLimiter {
 
     /// Takes a token now if there is one; never waits.
     pub async fn try_take(&self) -> Take {
-        match tokio::time::timeout(self.timeout, self.call_script()).await {
-            Ok(Ok(take)) => take,
-            Ok(Err(e)) => self.failed_open(&e.to_string()).await,
-            Err(_) => self.failed_open("timed out").await,
+        match self.call_script().await {
+            Ok(take) => take,
+            Err(e) => self.failed_open(&e.to_string()).await,
         }
     }
 
@@ -147,41 +141,32 @@ impl RateLimiter {
         }
     }
 
-    async fn call_script(&self) -> redis::RedisResult<Take> {
-        let mut conn = self.connection().await?;
+    async fn call_script(&self) -> Result<Take, RedisFailure> {
         let day = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs()
             / 86_400;
+        let (script, limit) = (&self.script, &self.limit);
+        let (bucket, daily) = (format!("{}:bucket", self.key), format!("{}:day:{day}", self.key));
         let (code, wait_ms, now_ms): (i64, u64, u64) = self
-            .script
-            .key(format!("{}:bucket", self.key))
-            .key(format!("{}:day:{day}", self.key))
-            .arg(self.limit.per_second)
-            .arg(self.limit.burst)
-            .arg(self.limit.daily_quota.unwrap_or(0))
-            .invoke_async(&mut conn)
+            .conn
+            .run(|mut conn| async move {
+                script
+                    .key(bucket)
+                    .key(daily)
+                    .arg(limit.per_second)
+                    .arg(limit.burst)
+                    .arg(limit.daily_quota.unwrap_or(0))
+                    .invoke_async(&mut conn)
+                    .await
+            })
             .await?;
         Ok(match code {
             1 => Take::Granted(Some(now_ms)),
             -1 => Take::QuotaSpent(Duration::from_millis(wait_ms)),
             _ => Take::Wait(Duration::from_millis(wait_ms.max(1))),
         })
-    }
-
-    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        let mut slot = self.connection.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok(conn.clone());
-        }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout)
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(self.redis.clone(), config).await?;
-        *slot = Some(conn.clone());
-        Ok(conn)
     }
 
     async fn failed_open(&self, error: &str) -> Take {

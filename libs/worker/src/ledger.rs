@@ -12,8 +12,9 @@
 
 use std::time::Duration;
 
+use notify_kit::redis_conn::RedisConnection;
 use notify_schemas::{ids::NotificationId, Channel};
-use redis::{aio::ConnectionManager, AsyncCommands};
+use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 
 /// The ledger could not be read or written.
@@ -21,28 +22,25 @@ use sha2::{Digest, Sha256};
 #[error("delivery ledger unavailable: {0}")]
 pub struct LedgerError(String);
 
-/// Redis-backed ledger.
+/// Redis-backed ledger (on a connection that reconnects after Redis comes back).
 #[derive(Clone)]
 pub struct Ledger {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     ttl: Duration,
-    op_timeout: Duration,
 }
 
 impl Ledger {
+    /// The ledger on the Redis at `url`; answers `PING` before it is handed out.
     pub async fn connect(url: &str, prefix: &str, ttl: Duration) -> Result<Self, LedgerError> {
-        let client = redis::Client::open(url).map_err(|e| LedgerError(e.to_string()))?;
-        let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
-            .await
-            .map_err(|_| LedgerError("timed out connecting to Redis".into()))?
-            .map_err(|e| LedgerError(e.to_string()))?;
-        Ok(Self {
+        let conn = RedisConnection::new(url, Duration::from_secs(2)).map_err(|e| LedgerError(e.to_string()))?;
+        let ledger = Self {
             conn,
             prefix: prefix.to_string(),
             ttl,
-            op_timeout: Duration::from_secs(2),
-        })
+        };
+        ledger.ping().await?;
+        Ok(ledger)
     }
 
     pub fn key(&self, id: NotificationId, channel: Channel, target: &str) -> String {
@@ -52,39 +50,28 @@ impl Ledger {
 
     /// Whether this target already got this notification.
     pub async fn delivered(&self, id: NotificationId, channel: Channel, target: &str) -> Result<bool, LedgerError> {
-        let mut conn = self.conn.clone();
         let key = self.key(id, channel, target);
-        tokio::time::timeout(self.op_timeout, conn.exists::<_, bool>(key))
+        self.conn
+            .run(|mut c| async move { c.exists::<_, bool>(key).await })
             .await
-            .map_err(|_| failed("timed out".into()))?
-            .map_err(|e| failed(e.to_string()))
+            .map_err(|e| LedgerError(e.to_string()))
     }
 
     /// Records a delivery.
     pub async fn record(&self, id: NotificationId, channel: Channel, target: &str) -> Result<(), LedgerError> {
-        let mut conn = self.conn.clone();
         let key = self.key(id, channel, target);
-        tokio::time::timeout(
-            self.op_timeout,
-            conn.set_ex::<_, _, ()>(key, 1u8, self.ttl.as_secs().max(1)),
-        )
-        .await
-        .map_err(|_| failed("timed out".into()))?
-        .map_err(|e| failed(e.to_string()))
+        let ttl = self.ttl.as_secs().max(1);
+        self.conn
+            .run(|mut c| async move { c.set_ex::<_, _, ()>(key, 1u8, ttl).await })
+            .await
+            .map_err(|e| LedgerError(e.to_string()))
     }
 
     pub async fn ping(&self) -> Result<(), LedgerError> {
-        let mut conn = self.conn.clone();
-        tokio::time::timeout(self.op_timeout, redis::cmd("PING").query_async::<String>(&mut conn))
+        self.conn
+            .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await
-            .map_err(|_| failed("timed out".into()))?
             .map(|_| ())
-            .map_err(|e| failed(e.to_string()))
+            .map_err(|e| LedgerError(e.to_string()))
     }
-}
-
-/// A failed ledger operation, counted in `redis_errors_total{service}`.
-fn failed(message: String) -> LedgerError {
-    notify_kit::metrics::redis_error();
-    LedgerError(message)
 }

@@ -59,3 +59,23 @@ async fn an_unreachable_redis_is_an_error_not_a_hang() {
     assert!(result.is_err());
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn the_ledger_answers_again_once_redis_is_back() {
+    let mut redis = test_support::redis::PrivateRedis::start();
+    let ledger = Ledger::connect(&redis.url(), &prefix(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let id = NotificationId::new_v7();
+    ledger.record(id, Channel::Email, "a@example.org").await.unwrap();
+    redis.stop();
+    assert!(ledger.delivered(id, Channel::Email, "a@example.org").await.is_err());
+    assert!(ledger.delivered(id, Channel::Email, "a@example.org").await.is_err());
+    redis.restart();
+    // An empty Redis: the entry is gone, but the ledger answers.
+    let answered = test_support::wait_for("the ledger to answer again", Duration::from_secs(30), || async {
+        ledger.delivered(id, Channel::Email, "a@example.org").await.ok()
+    })
+    .await;
+    assert!(!answered);
+}
