@@ -1,13 +1,9 @@
 //! Tests that run the real binaries: a relay SIGKILLed mid-batch, and one notification
 //! followed from HTTP to a Kafka record.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::{collections::HashMap, time::Duration};
 
-use common::*;
+use crate::common::*;
 use notify_schemas::Channel;
 use serde_json::{json, Value};
 use test_support::{

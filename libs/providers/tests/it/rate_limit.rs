@@ -1,8 +1,6 @@
 //! The Redis token bucket against the real Redis (`TEST_REDIS_URL`, default
 //! 127.0.0.1:6379), each test with a key prefix of its own.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::{sync::Arc, time::Duration};
 
 use notify_kit::settings::SecretUrl;

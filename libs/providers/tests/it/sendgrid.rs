@@ -1,12 +1,8 @@
 //! `SendGridProvider` against a wiremock server replaying SendGrid's documented answers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::{assert_alert, assert_transient, delivery, failure_of, sender, welcome, TO, UNSUBSCRIBE};
+use crate::common::{assert_alert, assert_transient, delivery, failure_of, sender, welcome, TO, UNSUBSCRIBE};
 use notify_providers::{SendGridProvider, SendGridSettings};
 use notify_worker::provider::{message_id, FailureKind, Provider};
 use secrecy::SecretString;
@@ -72,7 +68,7 @@ async fn an_accepted_email_is_sent_as_documented_and_returns_the_x_message_id() 
 
 #[tokio::test]
 async fn an_invalid_recipient_is_permanent_for_that_recipient() {
-    let server = common::answering(
+    let server = crate::common::answering(
         SEND,
         ResponseTemplate::new(400).set_body_json(json!({"errors": [{
             "message": "Does not contain a valid address.",
@@ -92,7 +88,7 @@ async fn an_invalid_recipient_is_permanent_for_that_recipient() {
 
 #[tokio::test]
 async fn a_refused_key_is_transient_and_an_alert() {
-    let server = common::answering(SEND,
+    let server = crate::common::answering(SEND,
         ResponseTemplate::new(401)
             .set_body_json(json!({"errors": [{"field": null, "message": "The provided authorization grant is invalid, expired, or revoked"}]})),
     )
@@ -104,7 +100,7 @@ async fn a_refused_key_is_transient_and_an_alert() {
 
 #[tokio::test]
 async fn an_unverified_sender_is_transient_and_an_alert() {
-    let server = common::answering(
+    let server = crate::common::answering(
         SEND,
         ResponseTemplate::new(403).set_body_json(json!({"errors": [{
             "field": "from", "message": "The from address does not match a verified Sender Identity.",
@@ -118,7 +114,7 @@ async fn an_unverified_sender_is_transient_and_an_alert() {
 
 #[tokio::test]
 async fn a_payload_too_large_is_permanent() {
-    let server = common::answering(
+    let server = crate::common::answering(
         SEND,
         ResponseTemplate::new(413).set_body_json(
             json!({"errors": [{"message": "The JSON payload you have included in your request is too large."}]}),
@@ -132,7 +128,7 @@ async fn a_payload_too_large_is_permanent() {
 
 #[tokio::test]
 async fn throttling_is_transient_with_its_retry_after() {
-    let server = common::answering(
+    let server = crate::common::answering(
         SEND,
         ResponseTemplate::new(429)
             .insert_header("retry-after", "17")
@@ -151,7 +147,7 @@ async fn throttling_without_retry_after_waits_for_the_rate_limit_reset() {
         .unwrap()
         .as_secs()
         + 40;
-    let server = common::answering(
+    let server = crate::common::answering(
         SEND,
         ResponseTemplate::new(429).insert_header("x-ratelimit-reset", reset.to_string()),
     )
@@ -168,7 +164,7 @@ async fn throttling_without_retry_after_waits_for_the_rate_limit_reset() {
 #[tokio::test]
 async fn a_server_error_is_transient() {
     for status in [500, 503] {
-        let server = common::answering(SEND, ResponseTemplate::new(status)).await;
+        let server = crate::common::answering(SEND, ResponseTemplate::new(status)).await;
         let failure = failure_of(&provider(&server)).await;
 
         assert_transient(&failure, None);
@@ -177,7 +173,7 @@ async fn a_server_error_is_transient() {
 
 #[tokio::test]
 async fn an_answer_slower_than_the_timeout_is_transient() {
-    let server = common::answering(SEND, ResponseTemplate::new(202).set_delay(Duration::from_secs(3))).await;
+    let server = crate::common::answering(SEND, ResponseTemplate::new(202).set_delay(Duration::from_secs(3))).await;
     let failure = failure_of(&provider_at(server.uri(), Duration::from_millis(300))).await;
 
     assert_transient(&failure, None);
@@ -187,7 +183,7 @@ async fn an_answer_slower_than_the_timeout_is_transient() {
 #[tokio::test]
 async fn an_api_that_is_down_is_transient() {
     let failure = failure_of(&provider_at(
-        format!("http://127.0.0.1:{}", common::closed_port()),
+        format!("http://127.0.0.1:{}", crate::common::closed_port()),
         Duration::from_secs(2),
     ))
     .await;

@@ -1,16 +1,12 @@
 //! Relay tests against the real PostgreSQL, broker (tansu) and schema registry.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::{
     collections::{HashMap, HashSet},
     sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
-use common::*;
+use crate::common::*;
 use notify_schemas::Channel;
 use outbox_relay::publisher::{KafkaPublisher, Publisher};
 use sqlx::Row;

@@ -1,12 +1,8 @@
 //! `MailgunProvider` against a wiremock server replaying Mailgun's documented answers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::{collections::BTreeMap, time::Duration};
 
-use common::{assert_alert, assert_transient, delivery, failure_of, sender, welcome, TO, UNSUBSCRIBE};
+use crate::common::{assert_alert, assert_transient, delivery, failure_of, sender, welcome, TO, UNSUBSCRIBE};
 use notify_providers::{MailgunProvider, MailgunSettings};
 use notify_worker::provider::{message_id, FailureKind, Provider};
 use secrecy::SecretString;
@@ -96,7 +92,7 @@ async fn an_accepted_email_is_sent_as_a_form_with_headers_and_variables() {
 
 #[tokio::test]
 async fn an_invalid_recipient_is_permanent_for_that_recipient() {
-    let server = common::answering(
+    let server = crate::common::answering(
         MESSAGES,
         ResponseTemplate::new(400)
             .set_body_json(json!({"message": "'to' parameter is not a valid address. please check documentation"})),
@@ -110,7 +106,8 @@ async fn an_invalid_recipient_is_permanent_for_that_recipient() {
 #[tokio::test]
 async fn a_refused_key_is_transient_and_an_alert() {
     for status in [401, 403] {
-        let server = common::answering(MESSAGES, ResponseTemplate::new(status).set_body_string("Forbidden")).await;
+        let server =
+            crate::common::answering(MESSAGES, ResponseTemplate::new(status).set_body_string("Forbidden")).await;
         let failure = failure_of(&provider(&server)).await;
 
         assert_alert(&failure);
@@ -120,7 +117,7 @@ async fn a_refused_key_is_transient_and_an_alert() {
 
 #[tokio::test]
 async fn throttling_is_transient_with_its_retry_after() {
-    let server = common::answering(
+    let server = crate::common::answering(
         MESSAGES,
         ResponseTemplate::new(429)
             .insert_header("retry-after", "5")
@@ -134,7 +131,7 @@ async fn throttling_is_transient_with_its_retry_after() {
 
 #[tokio::test]
 async fn a_server_error_is_transient() {
-    let server = common::answering(
+    let server = crate::common::answering(
         MESSAGES,
         ResponseTemplate::new(500).set_body_json(json!({"message": "Internal Server Error"})),
     )
@@ -146,7 +143,7 @@ async fn a_server_error_is_transient() {
 
 #[tokio::test]
 async fn an_answer_slower_than_the_timeout_is_transient() {
-    let server = common::answering(MESSAGES, ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).await;
+    let server = crate::common::answering(MESSAGES, ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).await;
     let failure = failure_of(&provider_at(server.uri(), Duration::from_millis(300))).await;
 
     assert_transient(&failure, None);

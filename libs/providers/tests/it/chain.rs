@@ -1,13 +1,9 @@
 //! `ProviderChain` with SendGrid (primary) and Mailgun (secondary) against wiremock fakes,
 //! its breakers on a manual clock.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
-use common::{delivery, sender, welcome, TO};
+use crate::common::{delivery, sender, welcome, TO};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use notify_kit::settings::SecretUrl;
 use notify_providers::{

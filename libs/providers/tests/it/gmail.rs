@@ -1,14 +1,10 @@
 //! `GmailProvider` and the service-account `TokenSource` against a wiremock server playing
 //! both Google's token endpoint and the Gmail API.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::common::{assert_alert, assert_transient, delivery, failure_of, sender, welcome, TO, UNSUBSCRIBE};
 use base64::Engine as _;
-use common::{assert_alert, assert_transient, delivery, failure_of, sender, welcome, TO, UNSUBSCRIBE};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use notify_providers::{
     breaker::ManualClock,
@@ -25,8 +21,8 @@ use wiremock::{
     Mock, MockServer, Request, ResponseTemplate,
 };
 
-const PRIVATE_KEY: &str = include_str!("keys/test-only-pkcs8.pem");
-const PUBLIC_KEY: &str = include_str!("keys/test-only-public.pem");
+const PRIVATE_KEY: &str = include_str!("../keys/test-only-pkcs8.pem");
+const PUBLIC_KEY: &str = include_str!("../keys/test-only-public.pem");
 const SEND: &str = "/gmail/v1/users/sender@notify.test/messages/send";
 const CLIENT_EMAIL: &str = "notify-mailer@notify-test.iam.gserviceaccount.com";
 

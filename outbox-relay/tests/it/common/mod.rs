@@ -1,7 +1,5 @@
 //! Shared helpers of the relay tests.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::{
     collections::HashMap,
     sync::{

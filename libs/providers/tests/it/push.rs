@@ -1,7 +1,5 @@
 //! `HttpPushProvider` against wiremock servers standing in for the push API.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use notify_providers::{HttpPushProvider, PushSettings};

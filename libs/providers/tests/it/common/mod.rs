@@ -1,7 +1,5 @@
 //! Helpers shared by the provider tests: one email, its delivery, the documented answers.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use notify_providers::email::SenderSettings;
