@@ -508,7 +508,7 @@ async fn each_users_notifications_are_delivered_in_order_while_users_proceed_sid
 }
 
 #[tokio::test]
-async fn a_template_service_outage_delays_delivery_but_loses_nothing() {
+async fn a_template_service_outage_delays_delivery_but_loses_nothing_and_spends_no_attempt() {
     let mut s = Stack::start(Tiers {
         first_delay_ms: 1000,
         first_attempts: 5,
@@ -520,7 +520,7 @@ async fn a_template_service_outage_delays_delivery_but_loses_nothing() {
     let user = s
         .create_user("o@example.com", None, json!({"email": true, "push": false}))
         .await;
-    s.add_email_worker().await;
+    let w = s.add_email_worker().await;
     s.template_svc.kill();
     // Let the cached template expire (the workers' TTL is 1 s in tests).
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -534,10 +534,14 @@ async fn a_template_service_outage_delays_delivery_but_loses_nothing() {
             5,
         )
         .await;
-    s.wait_status(id, "retrying", T).await;
+    // The outage hits every record: the worker holds it and pauses, no attempt is spent.
+    s.wait_worker_paused(w, true, T).await;
+    assert_eq!(statuses(&s.notification(id).await), vec!["pending".to_string()]);
     s.template_svc.start_healthy().await;
-    s.wait_status(id, "sent", T).await;
+    let n = s.wait_status(id, "sent", T).await;
+    assert_eq!(statuses(&n), vec!["pending".to_string(), "sent".to_string()], "{n}");
     assert_eq!(s.smtp.messages().len(), 1);
+    s.wait_worker_paused(w, false, T).await;
 }
 
 #[tokio::test]

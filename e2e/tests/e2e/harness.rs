@@ -285,6 +285,32 @@ impl Stack {
         self.workers.len() - 1
     }
 
+    /// `worker_consumption_paused` of worker `i`'s main consumer group, from its `/metrics`
+    /// (`None` while it does not answer).
+    pub async fn worker_paused(&self, i: usize) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.workers[i].url()))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .filter(|l| l.starts_with("worker_consumption_paused{") && !l.contains(".priority"))
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// Waits until worker `i`'s main consumer group is paused (`true`) or running (`false`).
+    pub async fn wait_worker_paused(&self, i: usize, paused: bool, timeout: Duration) {
+        let want = if paused { 1.0 } else { 0.0 };
+        test_support::wait_for(&format!("worker {i} paused = {paused}"), timeout, || async {
+            (self.worker_paused(i).await == Some(want)).then_some(())
+        })
+        .await;
+    }
+
     pub async fn call(&self, method: reqwest::Method, url: String, body: Option<&Value>) -> (u16, Value) {
         let mut req = self.http.request(method, url).bearer_auth(&self.token);
         if let Some(b) = body {

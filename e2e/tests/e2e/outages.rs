@@ -9,21 +9,6 @@ use test_support::redis::PrivateRedis;
 
 const T: Duration = Duration::from_secs(60);
 
-/// The value of `worker_consumption_paused` for the worker's main group, from its `/metrics`.
-async fn paused(http: &reqwest::Client, worker_url: &str) -> Option<f64> {
-    let text = http
-        .get(format!("{worker_url}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .filter(|l| l.starts_with("worker_consumption_paused{") && !l.contains(".priority"))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 #[tokio::test]
 async fn a_ledger_outage_longer_than_the_retry_schedule_dead_letters_nothing_and_delivers_everything_after() {
     // The whole retry schedule takes 0.4 s: 1 attempt after 200 ms, 1 after another 200 ms.
@@ -41,11 +26,10 @@ async fn a_ledger_outage_longer_than_the_retry_schedule_dead_letters_nothing_and
         .await;
     // Only the worker uses the private Redis (its ledger and its lookup cache).
     let w = s.add_email_worker_env(&[("APP_REDIS_URL", redis.url())]).await;
-    let worker_url = s.workers[w].url();
     let vars = json!({"name": "Grace", "link": "https://x.test"});
     let first = s.send("email", user, "welcome_email", vars.clone(), "before", 1).await;
     s.wait_status(first, "sent", T).await;
-    assert_eq!(paused(&s.http, &worker_url).await, Some(0.0));
+    assert_eq!(s.worker_paused(w).await, Some(0.0));
 
     redis.stop();
     let mut ids = Vec::new();
@@ -55,10 +39,7 @@ async fn a_ledger_outage_longer_than_the_retry_schedule_dead_letters_nothing_and
                 .await,
         );
     }
-    test_support::wait_for("the worker to pause consumption", T, || async {
-        (paused(&s.http, &worker_url).await == Some(1.0)).then_some(())
-    })
-    .await;
+    s.wait_worker_paused(w, true, T).await;
     // The outage lasts ten times the retry schedule; meanwhile nothing moves.
     let paused_at = Instant::now();
     while paused_at.elapsed() < Duration::from_secs(4) {
@@ -82,8 +63,5 @@ async fn a_ledger_outage_longer_than_the_retry_schedule_dead_letters_nothing_and
     let ids_sent = s.smtp.message_ids();
     assert_eq!(ids_sent.len(), 6, "each notification exactly once: {ids_sent:?}");
     assert_eq!(counts(&ids_sent).len(), 6, "no duplicate: {ids_sent:?}");
-    test_support::wait_for("the worker to resume", T, || async {
-        (paused(&s.http, &worker_url).await == Some(0.0)).then_some(())
-    })
-    .await;
+    s.wait_worker_paused(w, false, T).await;
 }

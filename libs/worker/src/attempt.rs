@@ -221,28 +221,33 @@ impl Runtime {
     fn observe(&self, decision: &Decision, outcome: &Outcome, job: Option<&Job>) {
         let channel = self.settings.channel.as_str();
         let provider = self.pipeline.provider.name();
-        let id = decision.status.as_ref().map(|s| s.notification_id);
+        // Empty for a record whose id could not be read.
+        let id = decision
+            .status
+            .as_ref()
+            .map(|s| s.notification_id.to_string())
+            .unwrap_or_default();
         let error = match outcome {
             Outcome::Failed(f) => f.message.as_str(),
             _ => "",
         };
         match (&decision.verdict, outcome) {
             (Verdict::Sent, Outcome::Sent { sent_now, rejected, .. }) => {
-                tracing::info!(notification_id = ?id, sent_now, rejected = rejected.len(), "delivered");
+                tracing::info!(notification_id = %id, sent_now, rejected = rejected.len(), "delivered");
                 if let Some(job) = job {
                     let age = (now_ms() - job.event.requested_at).max(0) as f64 / 1000.0;
                     metrics::histogram!("notification_end_to_end_seconds", "channel" => channel).record(age);
                 }
             }
             (Verdict::Skipped, Outcome::Skipped { reason }) => {
-                tracing::info!(notification_id = ?id, %reason, "skipped");
+                tracing::info!(notification_id = %id, %reason, "skipped");
             }
             (Verdict::Retried { tier, .. }, _) => {
-                tracing::warn!(notification_id = ?id, tier, error, "attempt failed; retrying later");
+                tracing::warn!(notification_id = %id, tier, error, "attempt failed; retrying later");
                 metrics::counter!("worker_retried_total", "channel" => channel, "tier" => *tier).increment(1);
             }
             (Verdict::DeadLettered { class }, _) => {
-                tracing::error!(notification_id = ?id, class = class.as_str(), error, "dead-lettered");
+                tracing::error!(notification_id = %id, class = class.as_str(), error, "dead-lettered");
                 metrics::counter!("worker_dead_lettered_total", "channel" => channel, "reason" => class.as_str())
                     .increment(1);
             }
