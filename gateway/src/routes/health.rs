@@ -10,7 +10,8 @@ use super::AppState;
 
 /// Registers `GET /health` and `GET /health/live`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health).service(live);
+    cfg.service(health)
+        .route("/health/live", actix_web::web::get().to(notify_kit::health::live));
 }
 
 /// Readiness with the state of each dependency.
@@ -30,10 +31,4 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     })
     .await;
     HealthReport::new("gateway", env!("CARGO_PKG_VERSION"), vec![postgres]).into_response()
-}
-
-/// Liveness: the process answers.
-#[get("/health/live")]
-pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(notify_kit::ApiResponse::ok("alive", "alive"))
 }

@@ -8,7 +8,7 @@ use test_support::service_token;
 use crate::helpers::{assert_error_envelope, body, sender, spawn_app};
 
 #[tokio::test]
-async fn health_reports_postgres_and_fails_readiness_without_it() {
+async fn health_reports_postgres_and_fails_readiness_without_it_while_liveness_holds() {
     let app = spawn_app().await;
     let (status, v) = app.get("/health", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -27,6 +27,10 @@ async fn health_reports_postgres_and_fails_readiness_without_it() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(v["data"]["ready"], false);
     assert_eq!(v["data"]["dependencies"][0]["healthy"], false);
+    // Liveness never depends on a dependency: the orchestrator must not restart it for that.
+    let (status, v) = app.get("/health/live", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["data"], "alive");
 }
 
 #[tokio::test]
