@@ -240,14 +240,7 @@ impl Pipeline {
         let mut retry_after: Option<std::time::Duration> = None;
         let mut delivered_by: Option<&'static str> = None;
         // Every provider of the channel is open: nothing to attempt until one is back.
-        if let Some(until) = self.provider.unavailable_until() {
-            if until > std::time::Instant::now() {
-                return Err(outage(
-                    "providers",
-                    format!("every {} provider is unavailable (circuits open)", self.channel),
-                ));
-            }
-        }
+        self.providers_available("circuits open")?;
         for (target, platform) in &targets {
             let done = self
                 .ledger
@@ -305,14 +298,7 @@ impl Pipeline {
                         FailureKind::Transient => {
                             // Every provider of the channel is open: an outage, not this
                             // record's failure (held until one is back).
-                            if let Some(until) = self.provider.unavailable_until() {
-                                if until > std::time::Instant::now() {
-                                    return Err(outage(
-                                        "providers",
-                                        format!("every {} provider is unavailable: {}", self.channel, f.message),
-                                    ));
-                                }
-                            }
+                            self.providers_available(&f.message)?;
                             retry_after = retry_after.max(f.retry_after);
                             transient.get_or_insert(f.message);
                         }
@@ -333,6 +319,17 @@ impl Pipeline {
             rejected,
             provider: delivered_by.map(str::to_string),
         })
+    }
+
+    /// An outage when every provider of the channel is unavailable (all circuits open).
+    fn providers_available(&self, why: &str) -> Result<(), Interrupted> {
+        match self.provider.unavailable_until() {
+            Some(until) if until > std::time::Instant::now() => Err(outage(
+                "providers",
+                format!("every {} provider is unavailable: {why}", self.channel),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Records a delivery in the ledger, trying a few times over about 3 s: the message is
