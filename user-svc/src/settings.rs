@@ -9,7 +9,7 @@ use notify_kit::{
 };
 use notify_lookup::CacheSettings;
 
-use crate::password::HashingParams;
+use crate::{domain::DeviceDefaults, password::HashingParams};
 
 /// Everything user-svc reads at start.
 #[derive(Debug, Clone)]
@@ -44,6 +44,10 @@ pub struct Settings {
     /// The lookup cache to invalidate (`APP_REDIS_URL`, `APP_CACHE_PREFIX`,
     /// `APP_REDIS_TIMEOUT_MS`).
     pub cache: CacheSettings,
+    /// `APP_PUSH_DEFAULT_PROVIDERS`: the push provider of a device registered without one,
+    /// as `platform=provider` pairs (default `android=fcm,ios=fcm,web=webpush`; platforms
+    /// left out keep theirs).
+    pub device_defaults: DeviceDefaults,
 }
 
 impl Settings {
@@ -71,6 +75,7 @@ impl Settings {
             },
             auth: AuthSettings::from_env()?,
             cache: CacheSettings::from_env()?,
+            device_defaults: DeviceDefaults::parse(&settings::string("APP_PUSH_DEFAULT_PROVIDERS", ""))?,
         })
     }
 }

@@ -63,6 +63,7 @@ impl HttpApplication for Application {
             user_token_ttl: settings.user_token_ttl,
             open_registration: settings.open_registration,
             cache,
+            device_defaults: settings.device_defaults,
         };
         notify_kit::metrics::install();
         let body_limit = settings.max_body_bytes;

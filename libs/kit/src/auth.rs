@@ -21,6 +21,9 @@ pub const SCOPE_SEND: &str = "notifications:send";
 pub const SCOPE_READ: &str = "notifications:read";
 /// Scope that allows posting delivery reports.
 pub const SCOPE_STATUS_WRITE: &str = "notifications:status";
+/// Scope of the push worker at user-svc: mark devices used and remove the ones a provider
+/// says are gone (nothing else about users).
+pub const SCOPE_USERS_DEVICES_WRITE: &str = "users:devices:write";
 
 /// Who signed tokens and how they are checked.
 #[derive(Clone)]

@@ -1,5 +1,5 @@
-//! One authenticated GET against a service answering in the platform's envelope, with its
-//! failure classified.
+//! One authenticated request against a service answering in the platform's envelope, with
+//! its failure classified.
 
 use std::time::Duration;
 
@@ -60,25 +60,37 @@ impl ServiceClient {
 
     /// `GET {base}{path}`: `Ok(None)` on 404, the envelope's `data` on 2xx.
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, LookupError> {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    /// `{method} {base}{path}` with a JSON `body`: `Ok(None)` on 404, the envelope's `data`
+    /// on 2xx.
+    pub(crate) async fn request<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Option<T>, LookupError> {
         let service = self.service;
         let token = self.tokens.token().map_err(|e| LookupError::Unauthorized {
             service,
             reason: format!("no service token: {e:#}"),
         })?;
-        let response = self
+        let mut request = self
             .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| LookupError::Unavailable {
-                service,
-                reason: if e.is_timeout() {
-                    "request timed out".to_string()
-                } else {
-                    format!("request failed: {e}")
-                },
-            })?;
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| LookupError::Unavailable {
+            service,
+            reason: if e.is_timeout() {
+                "request timed out".to_string()
+            } else {
+                format!("request failed: {e}")
+            },
+        })?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| LookupError::Unavailable {
             service,

@@ -1,5 +1,6 @@
 //! The user database (`notify_users`): migrations and SQL.
 
+pub mod devices;
 pub mod users;
 
 use anyhow::Context;

@@ -1,11 +1,12 @@
 //! Domain types of user-svc, valid by construction: handlers convert request bodies once
 //! ([`NewUser::parse`], [`UserPatch::parse`], ...); nothing below re-validates.
 
+mod device;
 mod user;
 mod values;
 
+pub use device::{check_pair, DeviceDefaults, DeviceToken, NewPushToken, PushTokenBody};
 pub use user::{
-    CreateUserBody, Login, LoginBody, NewPushToken, NewUser, PatchUserBody, PreferencesBody, PreferencesInput,
-    PushTokenBody, UserPatch,
+    CreateUserBody, Login, LoginBody, NewUser, PatchUserBody, PreferencesBody, PreferencesInput, UserPatch,
 };
-pub use values::{EmailAddress, Password, PushToken, UserName};
+pub use values::{EmailAddress, Password, UserName};

@@ -1,6 +1,7 @@
 //! HTTP routes of user-svc.
 
 pub mod auth;
+pub mod devices;
 pub mod health;
 pub mod openapi;
 pub mod users;
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     openapi::configure(cfg);
     auth::configure(cfg);
     users::configure(cfg);
+    devices::configure(cfg);
     cfg.route("/metrics", web::get().to(notify_kit::metrics::endpoint));
 }
 
@@ -32,6 +34,8 @@ pub struct AppState {
     pub user_token_ttl: std::time::Duration,
     pub open_registration: bool,
     pub cache: Cache,
+    /// The provider of a device whose registration names none, per platform.
+    pub device_defaults: crate::domain::DeviceDefaults,
 }
 
 impl AppState {
