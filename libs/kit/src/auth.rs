@@ -21,6 +21,11 @@ pub const SCOPE_SEND: &str = "notifications:send";
 pub const SCOPE_READ: &str = "notifications:read";
 /// Scope that allows posting delivery reports.
 pub const SCOPE_STATUS_WRITE: &str = "notifications:status";
+/// Scope that allows adding entries to the suppression list (user-svc): the gateway's
+/// provider webhooks (bounces, complaints, unsubscribes).
+pub const SCOPE_SUPPRESSIONS_WRITE: &str = "suppressions:write";
+/// Scope that allows reading the suppression list (user-svc).
+pub const SCOPE_SUPPRESSIONS_READ: &str = "suppressions:read";
 
 /// Who signed tokens and how they are checked.
 #[derive(Clone)]

@@ -5,7 +5,10 @@
 //! - [`TemplateLookup::get`]: a template's active version in a language (with
 //!   template-svc's fallback) from template-svc; `None` when there is no such template.
 //!
-//! Both authenticate with a service token from a [`TokenSource`]. Errors say whether a
+//! - [`SuppressionClient::suppress`]: adds an address to user-svc's suppression list (the
+//!   gateway's provider webhooks).
+//!
+//! All authenticate with a service token from a [`TokenSource`]. Errors say whether a
 //! retry can help ([`LookupError::Unavailable`]) or not.
 //!
 //! ## Cache keys
@@ -30,6 +33,7 @@ mod cache;
 mod client;
 mod error;
 mod settings;
+mod suppressions;
 mod templates;
 mod token;
 mod users;
@@ -37,6 +41,7 @@ mod users;
 pub use cache::{keys, Cache, CacheError};
 pub use error::LookupError;
 pub use settings::{CacheSettings, LookupSettings};
+pub use suppressions::{Suppression, SuppressionClient, SuppressionReason};
 pub use templates::{ResolvedTemplate, TemplateLookup};
 pub use token::TokenSource;
 pub use users::{Platform, Preferences, PushTarget, Recipient, RecipientLookup};
