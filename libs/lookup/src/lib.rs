@@ -7,6 +7,8 @@
 //!
 //! - [`DeviceRegistry`]: what delivery tells user-svc about devices: which were used
 //!   (`last_used_at`), which a provider says are gone (removed, with the reason).
+//! - [`SuppressionClient::suppress`]: adds an address to user-svc's suppression list (the
+//!   gateway's provider webhooks).
 //!
 //! All authenticate with a service token from a [`TokenSource`]. Errors say whether a
 //! retry can help ([`LookupError::Unavailable`]) or not.
@@ -34,6 +36,7 @@ mod client;
 mod devices;
 mod error;
 mod settings;
+mod suppressions;
 mod templates;
 mod token;
 mod users;
@@ -42,6 +45,7 @@ pub use cache::{keys, Cache, CacheError};
 pub use devices::{DeviceRegistry, MAX_USED_BATCH};
 pub use error::LookupError;
 pub use settings::{CacheSettings, LookupSettings};
+pub use suppressions::{Suppression, SuppressionClient, SuppressionReason};
 pub use templates::{ResolvedTemplate, TemplateLookup};
 pub use token::TokenSource;
 pub use users::{Platform, Preferences, PushProvider, PushTarget, Recipient, RecipientLookup};
