@@ -1,9 +1,9 @@
-//! Push delivery end to end with the real binaries and a fake FCM endpoint (`wiremock`: the
-//! real provider cannot be reached from here).
+//! Push delivery end to end with the real binaries and a fake FCM HTTP v1 API and token
+//! endpoint (`wiremock`: the real provider cannot be reached from here).
 
 use std::time::Duration;
 
-use crate::harness::{statuses, Stack, Tiers};
+use crate::harness::{statuses, Stack, Tiers, FCM_SEND};
 use serde_json::json;
 use wiremock::{
     matchers::{body_partial_json, method, path},
@@ -38,14 +38,14 @@ async fn add_device(s: &Stack, user: uuid::Uuid, token: &str) {
 async fn a_push_reaches_every_device_and_an_unregistered_one_does_not_fail_the_rest() {
     let fcm = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path("/v1/messages:send"))
+        .and(path(FCM_SEND))
         .and(body_partial_json(json!({"message": {"token": "good-device"}})))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "projects/p/messages/1"})))
         .expect(1)
         .mount(&fcm)
         .await;
     Mock::given(method("POST"))
-        .and(path("/v1/messages:send"))
+        .and(path(FCM_SEND))
         .and(body_partial_json(json!({"message": {"token": "stale-device"}})))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {"status": "NOT_FOUND", "message": "not found", "details": [{"errorCode": "UNREGISTERED"}]}})))
         .expect(1)
@@ -62,7 +62,7 @@ async fn a_push_reaches_every_device_and_an_unregistered_one_does_not_fail_the_r
         )
         .await;
     add_device(&s, user, "stale-device").await;
-    s.add_push_worker(&format!("{}/v1/messages:send", fcm.uri())).await;
+    s.add_push_worker(&fcm).await;
 
     let id = s
         .send(
@@ -82,6 +82,7 @@ async fn a_push_reaches_every_device_and_an_unregistered_one_does_not_fail_the_r
     let requests = fcm.received_requests().await.unwrap();
     let good = requests
         .iter()
+        .filter(|r| r.url.path() == FCM_SEND)
         .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap())
         .find(|b| b["message"]["token"] == "good-device")
         .unwrap();
@@ -127,7 +128,7 @@ async fn a_partial_failure_retries_only_the_device_that_failed() {
         .create_user("two@example.com", Some("steady"), json!({"email": false, "push": true}))
         .await;
     add_device(&s, user, "flaky").await;
-    s.add_push_worker(&format!("{}/v1/messages:send", fcm.uri())).await;
+    s.add_push_worker(&fcm).await;
 
     let id = s
         .send(
@@ -144,7 +145,8 @@ async fn a_partial_failure_retries_only_the_device_that_failed() {
     let to = |t: &str| {
         let t = t.to_string();
         move |r: &&wiremock::Request| {
-            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["message"]["token"] == t.as_str()
+            r.url.path() == FCM_SEND
+                && serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["message"]["token"] == t.as_str()
         }
     };
     let requests = fcm.received_requests().await.unwrap();
