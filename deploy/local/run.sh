@@ -24,7 +24,18 @@ fi
 export APP_JWT_HS256_SECRET="$(cat "$RUN_DIR/jwt-secret")"
 export APP_KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" APP_SCHEMA_REGISTRY_URL="$SCHEMA_REGISTRY_URL"
 export APP_USER_SVC_URL="http://127.0.0.1:$USER_SVC_PORT" APP_TEMPLATE_SVC_URL="http://127.0.0.1:$TEMPLATE_SVC_PORT"
-export APP_SMTP_HOST=127.0.0.1 APP_SMTP_PORT="$SMTP_PORT" APP_PUSH_PROVIDER_URL="http://127.0.0.1:$SMTP_SINK_HTTP_PORT/v1/messages:send"
+export APP_SMTP_HOST=127.0.0.1 APP_SMTP_PORT="$SMTP_PORT"
+# Push goes through FCM HTTP v1 to smtp-sink's stand-in (its HTTP port plays the token
+# endpoint and the send call), with a service-account key made once for this machine.
+if [ ! -s "$RUN_DIR/fcm-key.pem" ]; then
+  (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$RUN_DIR/fcm-key.pem" 2>/dev/null)
+fi
+(umask 077; python3 -c 'import json,sys; print(json.dumps({"type": "service_account", "project_id": "notify-local",
+  "private_key": open(sys.argv[1]).read(), "client_email": "push@notify-local.iam.gserviceaccount.com",
+  "token_uri": sys.argv[2]}))' "$RUN_DIR/fcm-key.pem" "http://127.0.0.1:$SMTP_SINK_HTTP_PORT/token" \
+  >"$RUN_DIR/fcm-service-account.json")
+export APP_PUSH_PROVIDERS=fcm APP_FCM_SERVICE_ACCOUNT_FILE="$RUN_DIR/fcm-service-account.json"
+export APP_FCM_BASE_URL="http://127.0.0.1:$SMTP_SINK_HTTP_PORT"
 PG="postgres://postgres@127.0.0.1:5432"
 
 wait_http() { # name url

@@ -14,6 +14,13 @@ use test_support::{
 };
 use uuid::Uuid;
 
+/// The Firebase project of the push tests; FCM's send path for it is [`FCM_SEND`].
+pub const FCM_PROJECT: &str = "notify-e2e";
+/// `POST` path of FCM HTTP v1 for [`FCM_PROJECT`].
+pub const FCM_SEND: &str = "/v1/projects/notify-e2e/messages:send";
+/// The providers' test-only RSA key, as the service account's private key.
+const FCM_TEST_KEY: &str = include_str!("../../../libs/providers/tests/keys/test-only-pkcs8.pem");
+
 /// One service process that can be killed and started again with the same configuration.
 pub struct Service {
     pub name: &'static str,
@@ -273,11 +280,31 @@ impl Stack {
         self.workers.len() - 1
     }
 
-    /// Adds (and starts) a push worker sending to `provider_url`.
-    pub async fn add_push_worker(&mut self, provider_url: &str) -> usize {
+    /// Adds (and starts) a push worker sending through FCM HTTP v1 to `fcm` (a fake that
+    /// also plays Google's token endpoint, mounted here): project [`FCM_PROJECT`], the
+    /// providers' test-only service account.
+    pub async fn add_push_worker(&mut self, fcm: &wiremock::MockServer) -> usize {
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .and(wiremock::matchers::path("/token"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(200)
+                    .set_body_json(json!({"access_token": "ya29.e2e", "expires_in": 3599, "token_type": "Bearer"})),
+            )
+            .mount(fcm)
+            .await;
+        let service_account = json!({
+            "type": "service_account",
+            "project_id": FCM_PROJECT,
+            "private_key_id": "e2e",
+            "private_key": FCM_TEST_KEY,
+            "client_email": "push@notify-e2e.iam.gserviceaccount.com",
+            "token_uri": format!("{}/token", fcm.uri()),
+        });
         let env = self.worker_env(&[
-            ("APP_PUSH_PROVIDER_URL", provider_url.to_string()),
-            ("APP_PUSH_PROVIDER_KEY", "test-key".into()),
+            ("APP_PUSH_PROVIDERS", "fcm".into()),
+            ("APP_FCM_BASE_URL", fcm.uri()),
+            ("APP_FCM_PROJECT_ID", FCM_PROJECT.into()),
+            ("APP_FCM_SERVICE_ACCOUNT_JSON", service_account.to_string()),
         ]);
         let mut w = Service::new("push-worker", env);
         w.start_healthy().await;

@@ -246,7 +246,7 @@ async fn every_dashboard_query_and_alert_finds_live_series_in_prometheus() {
 
     let fcm = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path("/v1/messages:send"))
+        .and(path(crate::harness::FCM_SEND))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "projects/p/messages/1"})))
         .mount(&fcm)
         .await;
@@ -258,7 +258,7 @@ async fn every_dashboard_query_and_alert_finds_live_series_in_prometheus() {
     })
     .await;
     let email = s.add_email_worker().await;
-    let push = s.add_push_worker(&format!("{}/v1/messages:send", fcm.uri())).await;
+    let push = s.add_push_worker(&fcm).await;
 
     // Job names as deploy/prometheus/prometheus.yml has them (dashboards and alerts filter on
     // them, e.g. `up{job="gateway"}`).

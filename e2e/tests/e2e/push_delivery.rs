@@ -1,9 +1,9 @@
-//! Push delivery end to end with the real binaries and a fake FCM endpoint (`wiremock`: the
-//! real provider cannot be reached from here).
+//! Push delivery end to end with the real binaries and a fake FCM HTTP v1 API and token
+//! endpoint (`wiremock`: the real provider cannot be reached from here).
 
 use std::time::Duration;
 
-use crate::harness::{statuses, Stack, Tiers};
+use crate::harness::{statuses, Stack, Tiers, FCM_SEND};
 use serde_json::json;
 use wiremock::{
     matchers::{body_partial_json, method, path},
@@ -148,14 +148,14 @@ async fn an_android_an_ios_and_a_web_device_each_get_it_and_a_gone_one_is_remove
 async fn a_push_reaches_every_device_and_an_unregistered_one_does_not_fail_the_rest() {
     let fcm = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path("/v1/messages:send"))
+        .and(path(FCM_SEND))
         .and(body_partial_json(json!({"message": {"token": "good-device"}})))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "projects/p/messages/1"})))
         .expect(1)
         .mount(&fcm)
         .await;
     Mock::given(method("POST"))
-        .and(path("/v1/messages:send"))
+        .and(path(FCM_SEND))
         .and(body_partial_json(json!({"message": {"token": "stale-device"}})))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {"status": "NOT_FOUND", "message": "not found", "details": [{"errorCode": "UNREGISTERED"}]}})))
         .expect(1)
@@ -172,7 +172,7 @@ async fn a_push_reaches_every_device_and_an_unregistered_one_does_not_fail_the_r
         )
         .await;
     add_device(&s, user, "stale-device").await;
-    s.add_push_worker(&format!("{}/v1/messages:send", fcm.uri())).await;
+    s.add_push_worker(&fcm).await;
 
     let id = s
         .send(
@@ -192,6 +192,7 @@ async fn a_push_reaches_every_device_and_an_unregistered_one_does_not_fail_the_r
     let requests = fcm.received_requests().await.unwrap();
     let good = requests
         .iter()
+        .filter(|r| r.url.path() == FCM_SEND)
         .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap())
         .find(|b| b["message"]["token"] == "good-device")
         .unwrap();
@@ -241,7 +242,7 @@ async fn a_partial_failure_retries_only_the_device_that_failed() {
         )
         .await;
     add_device(&s, user, "flaky-device").await;
-    s.add_push_worker(&format!("{}/v1/messages:send", fcm.uri())).await;
+    s.add_push_worker(&fcm).await;
 
     let id = s
         .send(
@@ -258,7 +259,8 @@ async fn a_partial_failure_retries_only_the_device_that_failed() {
     let to = |t: &str| {
         let t = t.to_string();
         move |r: &&wiremock::Request| {
-            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["message"]["token"] == t.as_str()
+            r.url.path() == FCM_SEND
+                && serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["message"]["token"] == t.as_str()
         }
     };
     let requests = fcm.received_requests().await.unwrap();

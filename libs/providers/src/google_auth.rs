@@ -39,6 +39,9 @@ pub struct ServiceAccountKey {
     /// Goes in the assertion's `kid` header.
     #[serde(default)]
     pub private_key_id: Option<String>,
+    /// The Google Cloud project of the key (FCM's default project).
+    #[serde(default)]
+    pub project_id: Option<String>,
 }
 
 impl fmt::Debug for ServiceAccountKey {

@@ -6,31 +6,41 @@
 //! - email: [`SmtpProvider`] (`smtp`, with STARTTLS/TLS, login and DKIM),
 //!   [`SendGridProvider`] (`sendgrid`), [`MailgunProvider`] (`mailgun`), [`GmailProvider`]
 //!   (`gmail`), all sending the same [`email::Email`];
-//! - push: [`HttpPushProvider`] (`fcm`), an FCM-HTTP-v1-like JSON API;
+//! - push: [`FcmProvider`] (`fcm`, FCM HTTP v1), [`WebPushProvider`] (`webpush`, RFC 8291
+//!   encryption and VAPID), [`OneSignalProvider`] (`onesignal`); [`HttpPushProvider`]
+//!   (`http`), an FCM-like JSON API with a static key kept as a local stand-in;
+//!   [`push::is_gone`] tells a device that must be removed;
 //! - [`chain::ProviderChain`]: ordered providers with failover, a [`breaker`] and a shared
-//!   [`rate_limit`] per member, itself a provider; [`build_email_chain`] builds the email
-//!   channel's from `APP_EMAIL_PROVIDERS`;
+//!   [`rate_limit`] per member, itself a provider; [`build_email_chain`] and
+//!   [`build_push_chain`] build each channel's from `APP_EMAIL_PROVIDERS` /
+//!   `APP_PUSH_PROVIDERS`;
 //! - [`google_auth::TokenSource`]: OAuth2 tokens from a Google service-account key (Gmail,
 //!   FCM).
 
 pub mod breaker;
 pub mod chain;
 pub mod email;
+pub mod fcm;
 pub mod gmail;
 pub mod google_auth;
 pub mod http;
 pub mod mailgun;
+pub mod onesignal;
 pub mod push;
 pub mod rate_limit;
 pub mod sendgrid;
 pub mod smtp;
+pub mod webpush;
 
-pub use chain::{build_email_chain, EmailChainSettings, ProviderChain};
+pub use chain::{build_email_chain, build_push_chain, EmailChainSettings, ProviderChain, PushChainSettings};
+pub use fcm::{FcmProvider, FcmSettings};
 pub use gmail::{GmailProvider, GmailSettings};
 pub use mailgun::{MailgunProvider, MailgunSettings};
+pub use onesignal::{OneSignalProvider, OneSignalSettings};
 pub use push::{DeviceToken, HttpPushProvider, InvalidDeviceToken, PushSettings};
 pub use sendgrid::{SendGridProvider, SendGridSettings};
 pub use smtp::{DkimSettings, SmtpProvider, SmtpSettings, SmtpTls};
+pub use webpush::{WebPushProvider, WebPushSettings, WebPushSubscription};
 
 /// A plain host name: letters, digits, `.` and `-`, not empty (a Message-ID domain, a DKIM
 /// selector or domain, a Mailgun sending domain).

@@ -1,4 +1,7 @@
-//! Push over an FCM-HTTP-v1-like JSON API: one `POST` per device token.
+//! The `http` push provider: an FCM-HTTP-v1-like JSON API with a static bearer key, one `POST`
+//! per device token. A stand-in for local stacks (Compose's push mock), not a real provider;
+//! the real ones are [`crate::fcm`], [`crate::webpush`] and [`crate::onesignal`]. Also the
+//! shared push helpers ([`DeviceToken`], [`gone`]/[`is_gone`]).
 //!
 //! ```json
 //! {"message": {
@@ -19,6 +22,36 @@ use notify_worker::provider::{Delivery, OutgoingMessage, Provider, ProviderFailu
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+
+/// The rendered push of `message`, or a permanent failure when a push provider was given
+/// an email.
+pub(crate) fn content<'a>(message: &'a OutgoingMessage<'_>) -> Result<&'a PushContent, ProviderFailure> {
+    match message.content {
+        Rendered::Push(content) => Ok(content),
+        Rendered::Email(_) => Err(ProviderFailure::permanent(
+            "wrong content: the push provider was given an email",
+        )),
+    }
+}
+
+/// How a push provider's "this device is gone" (FCM `UNREGISTERED`, Web Push 404/410,
+/// OneSignal `invalid_player_ids`) starts its message.
+pub const GONE_PREFIX: &str = "gone: ";
+
+/// A recipient failure saying the device is no longer registered: its token should be
+/// removed. Recognised by [`is_gone`].
+pub fn gone(provider: &str, detail: impl fmt::Display) -> ProviderFailure {
+    ProviderFailure::recipient(format!(
+        "{GONE_PREFIX}{provider} says the device is no longer registered ({detail})"
+    ))
+}
+
+/// Whether `failure` says the device is gone (see [`gone`]): a recipient failure that
+/// should remove the token. Other recipient failures (a malformed token, a token of
+/// another sender) refuse this delivery only.
+pub fn is_gone(failure: &ProviderFailure) -> bool {
+    failure.kind == notify_worker::provider::FailureKind::Recipient && failure.message.starts_with(GONE_PREFIX)
+}
 
 /// Settings of [`HttpPushProvider`]. `Debug` never shows the key.
 #[derive(Debug, Clone)]
@@ -226,7 +259,7 @@ fn request_body<'a>(
 #[async_trait]
 impl Provider for HttpPushProvider {
     fn name(&self) -> &'static str {
-        "fcm"
+        "http"
     }
 
     #[tracing::instrument(name = "push_send", skip_all, fields(notification_id = %delivery.message.notification_id))]
@@ -264,7 +297,7 @@ impl Provider for HttpPushProvider {
         if status.is_success() {
             Ok(ProviderReceipt {
                 provider_message_id: message_name(&text),
-                provider: Some("fcm"),
+                provider: Some("http"),
             })
         } else {
             Err(classify(status, &text))

@@ -52,7 +52,13 @@ pub struct EmailContent {
 }
 
 /// A push template (or a rendered push notification). No field is escaped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Rendering checks what the platforms act on ([`crate::render()`]): `image_url` must be an
+/// `https` URL, `link_url` an `https` URL or an app deep link (never `javascript:`,
+/// `data:`, `http:`…), `badge` a count, `ttl_seconds` at most 28 days, `collapse_key` at
+/// most 32 URL-safe characters (Web Push's `Topic`). The optional fields are additive:
+/// content stored without them reads back unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushContent {
     pub title: String,
     pub body: String,
@@ -61,6 +67,20 @@ pub struct PushContent {
     /// Where a tap leads (deep link or URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_url: Option<String>,
+    /// Sound to play (`default`, or a sound file bundled with the app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sound: Option<String>,
+    /// The app icon's badge count (iOS; a decimal count once rendered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badge: Option<String>,
+    /// Notifications with the same key replace each other on the device (Android
+    /// `collapse_key`, APNs `apns-collapse-id`, Web Push `Topic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapse_key: Option<String>,
+    /// How long the push service keeps the notification for an offline device, in seconds
+    /// (a decimal count once rendered; default: the provider's, 4 weeks for FCM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<String>,
 }
 
 /// A template's content for one language, keyed by its channel: serialised as the
@@ -92,12 +112,19 @@ impl TemplateContent {
             ],
             Self::Push(c) => {
                 let mut fields = vec![("title", c.title.as_str()), ("body", c.body.as_str())];
-                if let Some(url) = &c.image_url {
-                    fields.push(("image_url", url.as_str()));
-                }
-                if let Some(url) = &c.link_url {
-                    fields.push(("link_url", url.as_str()));
-                }
+                let optional = [
+                    ("image_url", &c.image_url),
+                    ("link_url", &c.link_url),
+                    ("sound", &c.sound),
+                    ("badge", &c.badge),
+                    ("collapse_key", &c.collapse_key),
+                    ("ttl_seconds", &c.ttl_seconds),
+                ];
+                fields.extend(
+                    optional
+                        .into_iter()
+                        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v))),
+                );
                 fields
             }
         }
@@ -114,8 +141,8 @@ mod tests {
         let push = TemplateContent::Push(PushContent {
             title: "Hi".into(),
             body: "There".into(),
-            image_url: None,
             link_url: Some("https://x.test".into()),
+            ..PushContent::default()
         });
         let v = serde_json::to_value(&push).unwrap();
         assert_eq!(

@@ -4,6 +4,7 @@
 //! - [`content`]: what a template holds per channel ([`EmailContent`], [`PushContent`]).
 //! - [`render()`](render::render): minijinja with strict undefined variables; HTML bodies
 //!   escape variables, plain-text fields do not.
+//! - [`push`]: what a rendered push may carry (https images, safe links, counts).
 //! - [`language`]: BCP-47-ish language tags and the fallback rule (`pt-BR` → `pt` → the
 //!   template's default).
 //! - [`code`]: template codes (`welcome_email`).
@@ -11,6 +12,7 @@
 pub mod code;
 pub mod content;
 pub mod language;
+pub mod push;
 pub mod render;
 
 pub use code::TemplateCode;

@@ -36,6 +36,10 @@ pub enum RenderError {
     /// Rendering failed for another reason (a filter on a wrong type, too much work).
     #[error("cannot render `{field}`: {message}")]
     Failed { field: String, message: String },
+    /// A rendered field is not acceptable where it goes (a push image that is not https, a
+    /// `javascript:` link): see [`crate::push`].
+    #[error("rendered `{field}` {message}")]
+    Invalid { field: String, message: String },
 }
 
 fn environment() -> Environment<'static> {
@@ -167,7 +171,8 @@ fn single_line(rendered: String) -> String {
 }
 
 /// Renders every field of `content` with `variables`. Line breaks in a rendered subject or
-/// push title become spaces.
+/// push title become spaces. A push is checked after rendering ([`crate::push`]): a link,
+/// image or count it cannot carry is [`RenderError::Invalid`].
 pub fn render(content: &TemplateContent, variables: &Map<String, Value>) -> Result<Rendered, RenderError> {
     let env = environment();
     Ok(match content {
@@ -176,12 +181,16 @@ pub fn render(content: &TemplateContent, variables: &Map<String, Value>) -> Resu
             text_body: render_field(&env, "text_body", &c.text_body, variables)?,
             html_body: render_field(&env, "html_body", &c.html_body, variables)?,
         }),
-        TemplateContent::Push(c) => Rendered::Push(PushContent {
+        TemplateContent::Push(c) => Rendered::Push(crate::push::checked(PushContent {
             title: single_line(render_field(&env, "title", &c.title, variables)?),
             body: render_field(&env, "body", &c.body, variables)?,
             image_url: render_optional(&env, "image_url", c.image_url.as_deref(), variables)?,
             link_url: render_optional(&env, "link_url", c.link_url.as_deref(), variables)?,
-        }),
+            sound: render_optional(&env, "sound", c.sound.as_deref(), variables)?,
+            badge: render_optional(&env, "badge", c.badge.as_deref(), variables)?,
+            collapse_key: render_optional(&env, "collapse_key", c.collapse_key.as_deref(), variables)?,
+            ttl_seconds: render_optional(&env, "ttl_seconds", c.ttl_seconds.as_deref(), variables)?,
+        })?),
     })
 }
 
@@ -234,8 +243,8 @@ mod tests {
         TemplateContent::Push(PushContent {
             title: "Order {{ order.id }} shipped".into(),
             body: "{{ items | length }} item(s){% for i in items %} · {{ i }}{% endfor %}".into(),
-            image_url: None,
             link_url: Some("https://shop.test/orders/{{ order.id }}".into()),
+            ..PushContent::default()
         })
     }
 
@@ -319,8 +328,7 @@ mod tests {
         let content = TemplateContent::Push(PushContent {
             title: "Hi {{ name | default('there') }}".into(),
             body: "b".into(),
-            image_url: None,
-            link_url: None,
+            ..PushContent::default()
         });
         let Rendered::Push(push) = render(&content, &Map::new()).unwrap() else {
             panic!("not a push")
@@ -358,9 +366,27 @@ mod tests {
             title: "{% for i in range(3) %}{{ i }}{% endfor %} {{ user.first }}".into(),
             body: "{% set local = 1 %}{{ local }} {{ count }}".into(),
             image_url: Some("{{ img }}".into()),
-            link_url: None,
+            ..PushContent::default()
         });
         assert_eq!(required_variables(&content).unwrap(), ["count", "img", "user"]);
+    }
+
+    #[test]
+    fn a_variable_that_renders_a_javascript_link_is_refused_at_render_time() {
+        let content = TemplateContent::Push(PushContent {
+            title: "t".into(),
+            body: "b".into(),
+            link_url: Some("{{ link }}".into()),
+            ..PushContent::default()
+        });
+
+        let err = render(&content, &vars(json!({"link": "javascript:alert(document.cookie)"}))).unwrap_err();
+
+        assert!(
+            matches!(&err, RenderError::Invalid { field, .. } if field == "link_url"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("`javascript:` is refused"), "{err}");
     }
 
     #[test]
@@ -368,8 +394,7 @@ mod tests {
         let content = TemplateContent::Push(PushContent {
             title: "{% for a in range(1000) %}{% for b in range(1000) %}x{% endfor %}{% endfor %}".into(),
             body: "b".into(),
-            image_url: None,
-            link_url: None,
+            ..PushContent::default()
         });
         assert!(matches!(
             render(&content, &Map::new()),

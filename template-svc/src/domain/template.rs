@@ -92,6 +92,18 @@ pub struct PushContentBody {
     pub image_url: Option<Value>,
     #[schema(value_type = Option<String>)]
     pub link_url: Option<Value>,
+    /// Sound to play (`default` or a sound bundled with the app).
+    #[schema(value_type = Option<String>)]
+    pub sound: Option<Value>,
+    /// iOS badge count; must render to a whole number.
+    #[schema(value_type = Option<String>)]
+    pub badge: Option<Value>,
+    /// Notifications with the same key replace each other (1 to 32 of `A-Za-z0-9-_`).
+    #[schema(value_type = Option<String>)]
+    pub collapse_key: Option<Value>,
+    /// Seconds the push service keeps it for an offline device (at most 2419200).
+    #[schema(value_type = Option<String>)]
+    pub ttl_seconds: Option<Value>,
 }
 /// Most languages one version may hold.
 pub const MAX_LANGUAGES: usize = 50;
@@ -240,11 +252,20 @@ fn parse_content(value: &Value, channel: Channel, at: &str, errors: &mut Vec<Fie
                 .and_then(|v| url_like(v, "image_url", at, errors));
             let link_url = bounded(c.link_url.as_ref(), &path("link_url"), false, 2048, true, errors)
                 .and_then(|v| url_like(v, "link_url", at, errors));
+            // Template text: what it renders to is checked at render time.
+            let sound = bounded(c.sound.as_ref(), &path("sound"), false, 200, true, errors);
+            let badge = bounded(c.badge.as_ref(), &path("badge"), false, 200, true, errors);
+            let collapse_key = bounded(c.collapse_key.as_ref(), &path("collapse_key"), false, 200, true, errors);
+            let ttl_seconds = bounded(c.ttl_seconds.as_ref(), &path("ttl_seconds"), false, 200, true, errors);
             TemplateContent::Push(PushContent {
                 title: title.flatten()?,
                 body: body.flatten()?,
                 image_url: image_url?,
                 link_url: link_url?,
+                sound: sound?,
+                badge: badge?,
+                collapse_key: collapse_key?,
+                ttl_seconds: ttl_seconds?,
             })
         }
     };

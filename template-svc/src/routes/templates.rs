@@ -428,6 +428,10 @@ pub async fn preview(
             format!("is used by the template (version {version_number}, language {language}) but was not given"),
         ),
         RenderError::Failed { message, .. } => ApiError::field("variables", message),
+        // The variables made a field the platforms cannot carry (a `javascript:` link).
+        RenderError::Invalid { field, message } => {
+            ApiError::field("variables", format!("rendered `{field}` {message}"))
+        }
         RenderError::Syntax { field, message } => ApiError::Internal(anyhow::anyhow!(
             "stored template `{code}` v{version_number} {language} {field} does not compile: {message}"
         )),

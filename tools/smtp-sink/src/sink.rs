@@ -1,5 +1,11 @@
 //! The sink: accepts every message (or defers a chosen fraction of first attempts), logs
 //! each as one JSON line on stdout, and serves its counters on `GET /stats`.
+//!
+//! Its HTTP port also plays FCM for `make run`: Google's token endpoint (`POST /token`
+//! hands out a local access token to any assertion) and the HTTP v1 send call
+//! (`POST /v1/projects/{project}/messages:send` with a bearer token answers
+//! `{"name": "projects/{project}/messages/{n}"}` and logs the message as a JSON line). It
+//! checks neither signature nor token: it stands in for delivery, not for Google's checks.
 
 use std::{
     collections::HashSet,
@@ -72,6 +78,8 @@ pub struct Stats {
     pub unique_message_ids: u64,
     /// First attempts answered `451` because of `SMTP_SINK_FAIL_RATE`.
     pub deferred: u64,
+    /// Push messages accepted by the FCM stand-in.
+    pub push_received: u64,
 }
 
 /// The running sink: SMTP server and stats endpoint. Stops when dropped.
@@ -125,6 +133,7 @@ impl Application {
 #[derive(Default)]
 struct Counters {
     received: u64,
+    push_received: u64,
     deferred: u64,
     accepted_ids: HashSet<String>,
     /// Ids whose first attempt has been seen (accepted or deferred); kept only when
@@ -150,6 +159,7 @@ impl SinkState {
             received: c.received,
             unique_message_ids: c.accepted_ids.len() as u64,
             deferred: c.deferred,
+            push_received: c.push_received,
         }
     }
 }
@@ -222,7 +232,7 @@ fn fraction(key: &str) -> f64 {
     (fnv1a(key.as_bytes()) >> 11) as f64 / (1_u64 << 53) as f64
 }
 
-/// A one-route HTTP server on a thread: `GET /stats` (and `GET /health`).
+/// A small HTTP server on a thread: `GET /stats`, `GET /health` and the FCM stand-in.
 struct HttpStats {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -269,17 +279,31 @@ impl Drop for HttpStats {
     }
 }
 
+/// Largest request body read (an FCM message is at most 4 KiB of payload).
+const MAX_BODY: usize = 64 * 1024;
+
 fn answer(stream: TcpStream, state: &SinkState) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut reader = BufReader::new(&stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
-    // Skip the headers; no route takes a body.
+    let mut content_length = 0usize;
+    let mut authorized = false;
     let mut header = String::new();
     while reader.read_line(&mut header)? > 2 {
+        if let Some((name, value)) = header.split_once(':') {
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+            if name == "content-length" {
+                content_length = value.parse().unwrap_or(0);
+            } else if name == "authorization" {
+                authorized = value.starts_with("Bearer ");
+            }
+        }
         header.clear();
     }
+    let mut body = vec![0u8; content_length.min(MAX_BODY)];
+    io::Read::read_exact(&mut reader, &mut body)?;
     let mut parts = request_line.split_whitespace();
     let (status, content_type, body) = match (parts.next(), parts.next()) {
         (Some("GET"), Some("/stats")) => (
@@ -288,6 +312,24 @@ fn answer(stream: TcpStream, state: &SinkState) -> io::Result<()> {
             serde_json::to_string(&state.stats()).unwrap_or_default(),
         ),
         (Some("GET"), Some("/health")) => ("200 OK", "text/plain", "ok".to_string()),
+        (Some("POST"), Some("/token")) => (
+            "200 OK",
+            "application/json",
+            serde_json::json!({"access_token": "smtp-sink-local", "expires_in": 3600, "token_type": "Bearer"})
+                .to_string(),
+        ),
+        (Some("POST"), Some(path)) if fcm_project(path).is_some() => {
+            if authorized {
+                let project = fcm_project(path).unwrap_or_default();
+                ("200 OK", "application/json", state.push(project, &body))
+            } else {
+                (
+                    "401 Unauthorized",
+                    "application/json",
+                    fcm_error(401, "UNAUTHENTICATED"),
+                )
+            }
+        }
         _ => ("404 Not Found", "text/plain", "not found".to_string()),
     };
     let mut out = &stream;
@@ -297,6 +339,56 @@ fn answer(stream: TcpStream, state: &SinkState) -> io::Result<()> {
         body.len()
     )?;
     out.flush()
+}
+
+/// The project of an FCM HTTP v1 send path (`/v1/projects/{project}/messages:send`).
+fn fcm_project(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/projects/")?
+        .strip_suffix("/messages:send")
+        .filter(|p| !p.is_empty() && !p.contains('/'))
+}
+
+fn fcm_error(code: u16, status: &str) -> String {
+    serde_json::json!({"error": {"code": code, "status": status, "message": status}}).to_string()
+}
+
+#[derive(Serialize)]
+struct PushLine<'a> {
+    time: String,
+    status: &'static str,
+    channel: &'static str,
+    project: &'a str,
+    token: Option<&'a str>,
+    title: Option<&'a str>,
+    notification_id: Option<&'a str>,
+}
+
+impl SinkState {
+    /// Accepts one FCM message: counts it, logs it, answers with its name.
+    fn push(&self, project: &str, body: &[u8]) -> String {
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let message = &json["message"];
+        let n = {
+            let mut c = self.counters();
+            c.push_received += 1;
+            c.push_received
+        };
+        if self.log_to_stdout {
+            let line = PushLine {
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                status: "accepted",
+                channel: "push",
+                project,
+                token: message["token"].as_str(),
+                title: message["notification"]["title"].as_str(),
+                notification_id: message["data"]["notification_id"].as_str(),
+            };
+            if let Ok(json) = serde_json::to_string(&line) {
+                let _ = writeln!(io::stdout().lock(), "{json}");
+            }
+        }
+        serde_json::json!({"name": format!("projects/{project}/messages/{n}")}).to_string()
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +414,51 @@ mod tests {
         }
     }
 
+    /// One raw HTTP/1.1 request to the sink's HTTP port; the whole answer.
+    fn http(app: &Application, request: &str) -> String {
+        let mut stream = TcpStream::connect(app.http_addr()).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+        answer
+    }
+
+    fn post(path: &str, authorization: Option<&str>, body: &str) -> String {
+        let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn the_fcm_stand_in_hands_out_a_token_and_accepts_an_authorised_send() {
+        let app = Application::build(Settings::for_tests()).unwrap();
+
+        let token = http(&app, &post("/token", None, "grant_type=x&assertion=y"));
+        let sent = http(
+            &app,
+            &post(
+                "/v1/projects/local/messages:send",
+                Some("Bearer smtp-sink-local"),
+                r#"{"message": {"token": "t"}}"#,
+            ),
+        );
+        let anonymous = http(&app, &post("/v1/projects/local/messages:send", None, "{}"));
+
+        assert!(
+            token.starts_with("HTTP/1.1 200") && token.contains("\"access_token\""),
+            "{token}"
+        );
+        assert!(
+            sent.starts_with("HTTP/1.1 200") && sent.contains("projects/local/messages/1"),
+            "{sent}"
+        );
+        assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+        assert_eq!(app.stats().push_received, 1);
+        assert_eq!(fcm_project("/v1/projects/a/b/messages:send"), None);
+    }
+
     #[test]
     fn duplicates_count_as_received_but_not_as_unique_ids() {
         let sink = state(0.0);
@@ -335,7 +472,8 @@ mod tests {
             Stats {
                 received: 3,
                 unique_message_ids: 2,
-                deferred: 0
+                deferred: 0,
+                push_received: 0,
             }
         );
     }

@@ -6,6 +6,11 @@
 //! member at once; only when every member failed or was skipped does the send fail, as a
 //! transient failure with the earliest time any member may be tried again. A permanent
 //! failure is returned at once: an address one provider refuses is bad everywhere.
+//!
+//! A member may take only some targets ([`ChainBuilder::member_for`]): a push chain sends a
+//! Web Push subscription only to `webpush`, a OneSignal subscription id only to
+//! `onesignal`. Members that do not take a target are passed over for it (their circuits
+//! untouched); when none takes it, the target is refused (a recipient failure).
 
 mod settings;
 
@@ -15,9 +20,20 @@ use std::{
 };
 
 use async_trait::async_trait;
-use notify_worker::provider::{Delivery, Provider, ProviderFailure, ProviderReceipt};
+use notify_worker::provider::{Delivery, OutgoingMessage, Provider, ProviderFailure, ProviderReceipt};
 
-pub use settings::{build_email_chain, ChainSettings, EmailChainSettings, EmailProviderSettings};
+pub use settings::{
+    build_chain, build_email_chain, build_push_chain, ChainSettings, ChannelChainSettings, ChannelProvider,
+    EmailChainSettings, EmailProviderSettings, PushChainSettings, PushProviderSettings,
+};
+
+/// Which targets a member takes (see [`ChainBuilder::member_for`]).
+pub type Accepts = fn(&OutgoingMessage<'_>) -> bool;
+
+/// Every target.
+pub fn accepts_all(_: &OutgoingMessage<'_>) -> bool {
+    true
+}
 
 use crate::{
     breaker::{BreakerSettings, CircuitBreaker, CircuitState, Clock, Pass, SystemClock},
@@ -34,6 +50,7 @@ struct Member {
     provider: Arc<dyn Provider>,
     circuit: Mutex<Circuit>,
     limiter: Option<RateLimiter>,
+    accepts: Accepts,
 }
 
 /// Why a member did not deliver, and when it may be tried again (`None`: at once).
@@ -56,7 +73,7 @@ pub struct ChainBuilder {
     channel: &'static str,
     breaker: BreakerSettings,
     clock: Arc<dyn Clock>,
-    members: Vec<(Arc<dyn Provider>, Option<RateLimiter>)>,
+    members: Vec<(Arc<dyn Provider>, Option<RateLimiter>, Accepts)>,
 }
 
 impl ChainBuilder {
@@ -72,9 +89,14 @@ impl ChainBuilder {
         self
     }
 
-    /// Appends a member, with its rate limiter if it has one.
-    pub fn member(mut self, provider: Arc<dyn Provider>, limiter: Option<RateLimiter>) -> Self {
-        self.members.push((provider, limiter));
+    /// Appends a member that takes every target, with its rate limiter if it has one.
+    pub fn member(self, provider: Arc<dyn Provider>, limiter: Option<RateLimiter>) -> Self {
+        self.member_for(provider, limiter, accepts_all)
+    }
+
+    /// Appends a member that takes only the targets `accepts` says it can deliver to.
+    pub fn member_for(mut self, provider: Arc<dyn Provider>, limiter: Option<RateLimiter>, accepts: Accepts) -> Self {
+        self.members.push((provider, limiter, accepts));
         self
     }
 
@@ -82,7 +104,7 @@ impl ChainBuilder {
         let members = self
             .members
             .into_iter()
-            .map(|(provider, limiter)| {
+            .map(|(provider, limiter, accepts)| {
                 metrics::gauge!("provider_circuit_state", "channel" => self.channel, "provider" => provider.name())
                     .set(CircuitState::Closed as u8 as f64);
                 Member {
@@ -92,6 +114,7 @@ impl ChainBuilder {
                         reported: CircuitState::Closed,
                     }),
                     limiter,
+                    accepts,
                 }
             })
             .collect();
@@ -228,7 +251,15 @@ impl Provider for ProviderChain {
 
     async fn deliver(&self, delivery: &Delivery<'_>) -> Result<ProviderReceipt, ProviderFailure> {
         let mut misses = Vec::with_capacity(self.members.len());
-        for member in &self.members {
+        let takers: Vec<&Member> = self.members.iter().filter(|m| (m.accepts)(&delivery.message)).collect();
+        if takers.is_empty() {
+            return Err(ProviderFailure::recipient(format!(
+                "no {} provider of this chain ({}) delivers to this target",
+                self.channel,
+                self.providers().join(", ")
+            )));
+        }
+        for member in takers {
             match self.attempt(member, delivery).await {
                 Attempt::Delivered(receipt) => return Ok(receipt),
                 Attempt::Stop(failure) => return Err(failure),

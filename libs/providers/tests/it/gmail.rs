@@ -3,13 +3,16 @@
 
 use std::{sync::Arc, time::Duration};
 
-use crate::common::{assert_alert, assert_transient, delivery, failure_of, sender, welcome, TO, UNSUBSCRIBE};
+use crate::common::{
+    assert_alert, assert_transient, delivery, failure_of,
+    google::{form, key, requests_to, token_endpoint, verified_claims, CLIENT_EMAIL},
+    sender, welcome, TO, UNSUBSCRIBE,
+};
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use notify_providers::{
     breaker::ManualClock,
     gmail::GMAIL_SEND_SCOPE,
-    google_auth::{AssertionClaims, ServiceAccountKey, TokenSource, JWT_BEARER},
+    google_auth::{ServiceAccountKey, TokenSource, JWT_BEARER},
     GmailProvider, GmailSettings,
 };
 use notify_worker::provider::{message_id, FailureKind, Provider};
@@ -18,25 +21,10 @@ use serde_json::json;
 use uuid::Uuid;
 use wiremock::{
     matchers::{header, method, path},
-    Mock, MockServer, Request, ResponseTemplate,
+    Mock, MockServer, ResponseTemplate,
 };
 
-const PRIVATE_KEY: &str = include_str!("../keys/test-only-pkcs8.pem");
-const PUBLIC_KEY: &str = include_str!("../keys/test-only-public.pem");
 const SEND: &str = "/gmail/v1/users/sender@notify.test/messages/send";
-const CLIENT_EMAIL: &str = "notify-mailer@notify-test.iam.gserviceaccount.com";
-
-fn key(server: &MockServer) -> ServiceAccountKey {
-    let json = json!({
-        "type": "service_account",
-        "project_id": "notify-test",
-        "private_key_id": "k1",
-        "private_key": PRIVATE_KEY,
-        "client_email": CLIENT_EMAIL,
-        "token_uri": format!("{}/token", server.uri()),
-    });
-    ServiceAccountKey::parse(&json.to_string(), "TEST_KEY").unwrap()
-}
 
 fn settings(server: &MockServer, timeout: Duration) -> GmailSettings {
     GmailSettings {
@@ -65,23 +53,6 @@ fn provider(server: &MockServer) -> GmailProvider {
     provider_with_clock(server, ManualClock::default())
 }
 
-/// The token endpoint hands out `ya29.token-N` (N counting from 1), valid one hour.
-async fn token_endpoint(server: &MockServer, expected: u64) {
-    let counter = std::sync::atomic::AtomicU64::new(0);
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .and(header("content-type", "application/x-www-form-urlencoded"))
-        .respond_with(move |_: &Request| {
-            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            ResponseTemplate::new(200).set_body_json(json!({
-                "access_token": format!("ya29.token-{n}"), "expires_in": 3599, "token_type": "Bearer",
-            }))
-        })
-        .expect(expected)
-        .mount(server)
-        .await;
-}
-
 async fn send_answering(server: &MockServer, template: ResponseTemplate, expected: u64) {
     Mock::given(method("POST"))
         .and(path(SEND))
@@ -91,33 +62,6 @@ async fn send_answering(server: &MockServer, template: ResponseTemplate, expecte
         .await;
 }
 
-fn form(request: &Request) -> std::collections::HashMap<String, String> {
-    url_decode_pairs(std::str::from_utf8(&request.body).unwrap())
-}
-
-fn url_decode_pairs(body: &str) -> std::collections::HashMap<String, String> {
-    reqwest::Url::parse(&format!("http://x/?{body}"))
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-/// The assertion's claims, after checking its RS256 signature with the public key.
-fn verified_claims(assertion: &str, audience: &str) -> AssertionClaims {
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_audience(&[audience]);
-    validation.set_required_spec_claims(&["exp", "aud", "iss"]);
-    let decoded = jsonwebtoken::decode::<AssertionClaims>(
-        assertion,
-        &DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).unwrap(),
-        &validation,
-    )
-    .expect("the assertion is signed with the service account's key");
-    assert_eq!(decoded.header.kid.as_deref(), Some("k1"));
-    decoded.claims
-}
-
 /// The `Authorization` header of each send, in order.
 async fn send_authorizations(server: &MockServer) -> Vec<String> {
     let requests = server.received_requests().await.unwrap();
@@ -125,10 +69,6 @@ async fn send_authorizations(server: &MockServer) -> Vec<String> {
         .iter()
         .map(|r| r.headers.get("authorization").unwrap().to_str().unwrap().to_string())
         .collect()
-}
-
-fn requests_to<'a>(requests: &'a [Request], p: &str) -> Vec<&'a Request> {
-    requests.iter().filter(|r| r.url.path() == p).collect()
 }
 
 #[tokio::test]

@@ -6,9 +6,13 @@
 
 mod chain;
 mod common;
+mod fcm;
 mod gmail;
 mod mailgun;
+mod onesignal;
 mod push;
+mod push_chain;
 mod rate_limit;
 mod sendgrid;
 mod smtp;
+mod webpush;

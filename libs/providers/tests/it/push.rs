@@ -31,6 +31,7 @@ fn order_shipped() -> Rendered {
         body: "Your order #42 is on its way".into(),
         image_url: Some("https://cdn.example.test/parcel.png".into()),
         link_url: Some("https://shop.example.test/orders/42".into()),
+        ..PushContent::default()
     })
 }
 
@@ -275,8 +276,8 @@ async fn a_deep_link_is_sent_as_data_only() {
     let content = Rendered::Push(PushContent {
         title: "t".into(),
         body: "b".into(),
-        image_url: None,
         link_url: Some("shop://orders/42".into()),
+        ..PushContent::default()
     });
 
     let receipt = provider(&server, Duration::from_secs(5))

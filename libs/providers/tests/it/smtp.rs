@@ -238,8 +238,7 @@ async fn push_content_is_permanent_and_nothing_is_sent() {
     let content = Rendered::Push(PushContent {
         title: "t".into(),
         body: "b".into(),
-        image_url: None,
-        link_url: None,
+        ..PushContent::default()
     });
 
     let err = provider(&server)

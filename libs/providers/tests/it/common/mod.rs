@@ -1,5 +1,7 @@
 //! Helpers shared by the provider tests: one email, its delivery, the documented answers.
 
+pub mod google;
+
 use std::time::Duration;
 
 use notify_providers::email::SenderSettings;
