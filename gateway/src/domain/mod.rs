@@ -5,6 +5,8 @@
 pub mod references;
 mod report;
 mod request;
+#[cfg(test)]
+mod request_props;
 
 pub use report::{DeliveryReport, DeliveryReportBody};
 pub use request::{NotificationRequest, Priority, RequestId, SendNotificationBody, TemplateCode, HIGH_PRIORITY_MIN};

@@ -30,6 +30,8 @@ pub mod decision;
 pub mod ledger;
 pub mod metric_series;
 pub mod pipeline;
+#[cfg(test)]
+mod properties;
 pub mod provider;
 pub mod routing;
 pub mod settings;
