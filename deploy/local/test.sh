@@ -9,6 +9,8 @@ cd "$REPO_ROOT"
 bash deploy/local/install-tools.sh
 # The live monitoring check (e2e/tests/e2e/observability.rs) runs a real Prometheus server.
 bash deploy/local/install-prometheus.sh
+# The API test (e2e/tests/e2e/api_schemas.rs) runs Schemathesis from its cached venv.
+bash deploy/tools/schemathesis.sh --version
 echo "[test] building the workspace (binaries are needed by the process-level tests)"
 cargo build --workspace --bins --tests
 

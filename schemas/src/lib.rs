@@ -11,6 +11,8 @@
 //! Subjects follow the record-name strategy (`io.notify.events.NotificationRequested`), since
 //! one record type travels on several topics (main, priority, retry tiers, dead letters).
 
+#[cfg(test)]
+mod contract_props;
 pub mod headers;
 pub mod ids;
 pub mod registry;

@@ -323,12 +323,25 @@ async fn a_worker_killed_repeatedly_loses_nothing_and_duplicates_stay_bounded() 
     let mut kills = 0;
     for round in 0..3 {
         let target = (round + 1) * N / 4;
+        let sent_before = s.smtp.messages().len();
         test_support::wait_for("deliveries to progress", Duration::from_secs(120), || async {
             (s.smtp.messages().len() >= target).then_some(())
         })
         .await;
         s.workers[w].kill();
         kills += 1;
+        // Read after the kill, so an upper bound of what was delivered when it landed.
+        let delivered_at_kill = counts(&s.smtp.message_ids()).len();
+        let sent_by_this_run = s.smtp.messages().len() - sent_before;
+        eprintln!("kill {kills}: {delivered_at_kill}/{N} delivered, {sent_by_this_run} mails from the killed run");
+        assert!(
+            sent_by_this_run > 0,
+            "kill {kills}: the killed run had sent nothing yet"
+        );
+        assert!(
+            delivered_at_kill < N,
+            "kill {kills} landed after every notification was delivered, not mid-run"
+        );
         s.workers[w].start_healthy().await;
     }
     test_support::wait_for(
@@ -360,50 +373,80 @@ async fn a_worker_killed_repeatedly_loses_nothing_and_duplicates_stay_bounded() 
     );
 }
 
+/// Sends the welcome email to `users` in turn, request ids `{tag}-{i}` for `i` in `range`.
+async fn send_welcomes(s: &Stack, users: &[uuid::Uuid], range: std::ops::Range<usize>, tag: &str) {
+    for i in range {
+        s.send(
+            "email",
+            users[i % users.len()],
+            "welcome_email",
+            json!({"name": "n", "link": "l"}),
+            &format!("{tag}-{i}"),
+            5,
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn two_workers_share_the_load_and_stopping_one_loses_nothing() {
     let mut s = Stack::start(Tiers::default()).await;
     s.welcome_template().await;
-    let users: Vec<_> = futures::future::join_all((0..6).map(|i| {
+    // Many keys, so each of the 3 partitions holds some (a partition without records would
+    // leave its owner idle).
+    let users: Vec<_> = futures::future::join_all((0..24).map(|i| {
         let email = format!("w{i}@example.com");
         let s = &s;
         async move { s.create_user(&email, None, json!({"email": true, "push": false})).await }
     }))
     .await;
     let first = s.add_email_worker().await;
-    let _second = s.add_email_worker().await;
-    const N: usize = 90;
-    for i in 0..N / 2 {
-        s.send(
-            "email",
-            users[i % users.len()],
-            "welcome_email",
-            json!({"name": "n", "link": "l"}),
-            &format!("two-{i}"),
-            5,
-        )
+    let second = s.add_email_worker().await;
+    let mut sent = 0;
+    // Both workers deliver: rounds go on until each has sent some (the second one's share
+    // starts once the group has rebalanced).
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let (first_sent, second_sent) = loop {
+        send_welcomes(&s, &users, sent..sent + 30, "two").await;
+        sent += 30;
+        let total = sent;
+        s.smtp.wait_for(total, T).await;
+        let (a, b) = test_support::wait_for("the workers' counters to account for every mail", T, || async {
+            let (a, b) = (s.worker_sent(first).await?, s.worker_sent(second).await?);
+            (a + b >= total as f64).then_some((a, b))
+        })
         .await;
-    }
-    s.smtp.wait_for(N / 2, T).await;
+        eprintln!("{total} sent: worker {first} delivered {a}, worker {second} {b}");
+        if a > 0.0 && b > 0.0 {
+            break (a, b);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only one worker delivered {total} notifications: the load was not shared"
+        );
+    };
+    let phase_one = sent;
+    eprintln!("first phase: {phase_one} notifications, {first_sent} + {second_sent} deliveries");
     assert!(s.workers[first].terminate(), "a worker stops cleanly on SIGTERM");
-    for i in N / 2..N {
-        s.send(
-            "email",
-            users[i % users.len()],
-            "welcome_email",
-            json!({"name": "n", "link": "l"}),
-            &format!("two-{i}"),
-            5,
-        )
-        .await;
-    }
-    s.smtp.wait_for(N, Duration::from_secs(90)).await;
+    send_welcomes(&s, &users, sent..sent + 45, "two").await;
+    let total = sent + 45;
+    s.smtp.wait_for(total, Duration::from_secs(90)).await;
     let ids = s.smtp.message_ids();
     assert_eq!(
         counts(&ids).len(),
-        N,
+        total,
         "every notification delivered once the group rebalanced"
     );
+    // The remaining worker delivered everything sent after the first one stopped.
+    test_support::wait_for(
+        "the remaining worker's counter to count the second phase",
+        T,
+        || async {
+            let now = s.worker_sent(second).await?;
+            (now - second_sent >= (total - phase_one) as f64).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

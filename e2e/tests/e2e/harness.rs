@@ -329,6 +329,26 @@ impl Stack {
             .find_map(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
+    /// How many deliveries worker `i` has sent (`worker_deliveries_total` with
+    /// `outcome="sent"`, every provider), from its `/metrics` (`None` while it does not answer).
+    pub async fn worker_sent(&self, i: usize) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.workers[i].url()))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with("worker_deliveries_total{") && l.contains(r#"outcome="sent""#))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum(),
+        )
+    }
+
     /// Waits until worker `i`'s main consumer group is paused (`true`) or running (`false`).
     pub async fn wait_worker_paused(&self, i: usize, paused: bool, timeout: Duration) {
         let want = if paused { 1.0 } else { 0.0 };

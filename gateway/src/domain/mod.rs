@@ -5,6 +5,8 @@
 pub mod references;
 mod report;
 mod request;
+#[cfg(test)]
+mod request_props;
 pub mod webhooks;
 
 pub use report::{DeliveryReport, DeliveryReportBody};

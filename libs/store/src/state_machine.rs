@@ -278,4 +278,101 @@ mod tests {
         }
         assert_eq!(Status::parse("published"), None);
     }
+
+    /// The projection as `apply` runs it (the SQL decides as `can_transition` does, tested
+    /// above): the status moves along allowed transitions, the attempt count follows the
+    /// events that moved it, and an event seen before (same status and attempt) is dropped.
+    fn project(events: &[(Status, i32)]) -> (Status, i32) {
+        let mut seen = std::collections::HashSet::new();
+        let (mut status, mut attempts) = (Pending, 0);
+        for &(to, attempt) in events {
+            if seen.insert((to, attempt)) && can_transition(status, attempts, to, attempt) {
+                status = to;
+                attempts = attempts.max(attempt);
+            }
+        }
+        (status, attempts)
+    }
+
+    /// The events of one notification's delivery: `retrying` for attempts 1..k, then one
+    /// outcome at attempt k+1 (`sent`, `dead_lettered` or `skipped`), then, after a `sent`,
+    /// the provider's reports (`delivered`, then possibly `bounced`). In their causal order.
+    fn lifecycle() -> impl Strategy<Value = Vec<(Status, i32)>> {
+        (
+            0..6i32,
+            prop::sample::select(vec![Sent, DeadLettered, Skipped]),
+            0..3usize,
+        )
+            .prop_map(|(retries, outcome, reports)| {
+                let mut events: Vec<(Status, i32)> = (1..=retries).map(|a| (Retrying, a)).collect();
+                let last = retries + 1;
+                events.push((outcome, last));
+                if outcome == Sent {
+                    events.extend([(Delivered, last), (Bounced, last)].into_iter().take(reports));
+                }
+                events
+            })
+    }
+
+    fn any_events() -> impl Strategy<Value = Vec<(Status, i32)>> {
+        prop::collection::vec((prop::sample::select(Status::ALL.to_vec()), 0..6i32), 0..12)
+    }
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        /// Status events may arrive out of order (delay topics, provider reports through the
+        /// gateway): any order of one delivery's events ends where the causal order ends.
+        #[test]
+        fn any_order_of_one_deliverys_events_converges(
+            (events, shuffled) in lifecycle().prop_flat_map(|e| (Just(e.clone()), Just(e).prop_shuffle())),
+            duplicates in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        ) {
+            let in_order = project(&events);
+            prop_assert_eq!(in_order.0, events.last().unwrap().0, "the causal order ends on its last event");
+            let mut delivered = shuffled.clone();
+            // At-least-once: some events arrive twice.
+            for d in duplicates {
+                delivered.insert(d.index(delivered.len() + 1), *d.get(&shuffled));
+            }
+            prop_assert_eq!(project(&delivered), in_order, "{:?} (causal order {:?})", delivered, events);
+        }
+
+        /// What the design promises for any events at all, in any order.
+        #[test]
+        fn the_promised_moves_hold_for_any_events(events in any_events()) {
+            let (mut status, mut attempts) = (Pending, 0);
+            for (i, &(to, attempt)) in events.iter().enumerate() {
+                let (next, next_attempts) = project(&events[..=i]);
+                prop_assert!(next_attempts >= attempts, "the attempt count never goes back");
+                if next != status {
+                    prop_assert_eq!(next, to, "only the arriving event sets the status");
+                    prop_assert!(!matches!(status, Skipped | Bounced), "{:?} is final", status);
+                    prop_assert!(next != Pending, "nothing moves back to pending");
+                    prop_assert!(
+                        !(to == Retrying && matches!(status, Sent | Delivered | Bounced | Skipped)),
+                        "a late retrying never overwrites {:?}", status
+                    );
+                    prop_assert!(!(status == Delivered && to == Sent), "sent never overwrites delivered");
+                    if to == Retrying && status == Retrying {
+                        prop_assert!(attempt > attempts, "retries only move forward");
+                    }
+                }
+                // Applying the same event again changes nothing.
+                let mut again = events[..=i].to_vec();
+                again.push((to, attempt));
+                prop_assert_eq!(project(&again), (next, next_attempts));
+                (status, attempts) = (next, next_attempts);
+            }
+        }
+    }
 }

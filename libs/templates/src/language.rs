@@ -112,6 +112,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `ll[l][-Ssss][-RR|-999]`, the canonical form.
+    fn regex_lite_canonical(tag: &str) -> bool {
+        let mut parts = tag.split('-');
+        let language = parts.next().unwrap_or_default();
+        let mut ok = (2..=3).contains(&language.len()) && language.bytes().all(|b| b.is_ascii_lowercase());
+        let mut rest: Vec<&str> = parts.collect();
+        if rest.first().is_some_and(|s| s.len() == 4) {
+            let script = rest.remove(0).as_bytes();
+            ok &= script[0].is_ascii_uppercase() && script[1..].iter().all(u8::is_ascii_lowercase);
+        }
+        if let Some(region) = rest.first() {
+            ok &= (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase()))
+                || (region.len() == 3 && region.bytes().all(|b| b.is_ascii_digit()));
+            rest.remove(0);
+        }
+        ok && rest.is_empty()
+    }
+
     fn lang(s: &str) -> Language {
         Language::parse(s).unwrap()
     }
@@ -187,8 +205,21 @@ mod tests {
         }
 
         #[test]
-        fn parsing_never_panics(raw in "\\PC{0,20}") {
-            let _ = Language::parse(&raw);
+        fn whatever_parses_is_canonical_and_case_blind(
+            raw in prop_oneof!["\\PC{0,20}", "[a-zA-Z0-9_-]{0,14}", "[a-zA-Z]{2,3}([-_][a-zA-Z0-9]{2,4}){0,3}"],
+        ) {
+            match Language::parse(&raw) {
+                Ok(parsed) => {
+                    let canonical = regex_lite_canonical(parsed.as_str());
+                    prop_assert!(canonical, "{:?} parsed to the non-canonical {:?}", raw, parsed.as_str());
+                    // The same tag whatever the case or separator it was written with.
+                    prop_assert_eq!(Language::parse(parsed.as_str()), Ok(parsed.clone()));
+                    prop_assert_eq!(Language::parse(&raw.to_ascii_uppercase()), Ok(parsed.clone()));
+                    prop_assert_eq!(Language::parse(&raw.replace('-', "_")), Ok(parsed.clone()));
+                    prop_assert!(parsed.as_str().eq_ignore_ascii_case(&raw.replace('_', "-")));
+                }
+                Err(reason) => prop_assert_eq!(reason, REASON),
+            }
         }
     }
 }

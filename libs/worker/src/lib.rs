@@ -33,6 +33,8 @@ pub mod devices;
 pub mod ledger;
 pub mod metric_series;
 pub mod pipeline;
+#[cfg(test)]
+mod properties;
 pub mod provider;
 pub mod routing;
 pub mod settings;

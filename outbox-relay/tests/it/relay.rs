@@ -252,23 +252,57 @@ async fn a_record_over_the_size_limit_is_parked_and_its_key_moves_on() {
     );
 }
 
+/// Whether a connection of this database has `LISTEN`ed (its last statement).
+async fn someone_listens(pool: &sqlx::PgPool) -> bool {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND query ILIKE 'LISTEN %'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+        > 0
+}
+
 #[tokio::test]
 async fn a_new_row_is_published_on_notify_long_before_the_poll_interval() {
     let (db, prefix) = setup().await;
     let mut settings = relay_settings(&db.url, &prefix, &kafka_bootstrap(), &registry_url());
     settings.relay.poll_interval = Duration::from_secs(300);
     settings.relay.rebalance_interval = Duration::from_secs(300);
+    // A row committed before the relay starts, without a NOTIFY: the relay's first batch
+    // publishes it. Once it is published the relay is idle, with no wake-up pending (no
+    // NOTIFY was ever sent in this database), until the next poll 300 s later.
+    enqueue_unannounced(&db.pool, Uuid::new_v4(), Channel::Push, 5, 0).await;
     let relay = RunningRelay::start(settings, None).await;
-    test_support::wait_for("the relay to own every shard", Duration::from_secs(20), || async {
-        let (_, locks) = advisory_lock_holders(&db.pool).await;
-        (locks == i64::from(notify_store::OUTBOX_SHARDS)).then_some(())
-    })
+    test_support::wait_for(
+        "the relay to own every shard, publish the first row and LISTEN",
+        Duration::from_secs(20),
+        || async {
+            let (_, locks) = advisory_lock_holders(&db.pool).await;
+            (locks == i64::from(notify_store::OUTBOX_SHARDS)
+                && published_count(&db.pool).await == 1
+                && someone_listens(&db.pool).await)
+                .then_some(())
+        },
+    )
     .await;
-    // Let the relay go idle (its first, empty, batch), then commit a row.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    enqueue(&db.pool, Uuid::new_v4(), Channel::Push, 5, 0).await;
-    // Far less than the 300 s poll interval: only NOTIFY can have woken it.
-    wait_all_published(&db.pool, 1, Duration::from_secs(30)).await;
+    // A second row without a NOTIFY stays pending: nothing else wakes the idle relay.
+    enqueue_unannounced(&db.pool, Uuid::new_v4(), Channel::Push, 5, 1).await;
+    let window = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < window {
+        assert_eq!(
+            published_count(&db.pool).await,
+            1,
+            "a row was published without a NOTIFY"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The NOTIFY alone publishes it, far sooner than the 300 s poll interval.
+    let woken = std::time::Instant::now();
+    notify_store::outbox::wake_relays(&db.pool).await.unwrap();
+    wait_all_published(&db.pool, 2, Duration::from_secs(30)).await;
+    eprintln!("published {:?} after the NOTIFY", woken.elapsed());
     relay.shutdown().await;
 }
 

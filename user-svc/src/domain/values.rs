@@ -169,8 +169,28 @@ mod tests {
         }
 
         #[test]
-        fn email_parsing_never_panics(raw in "\\PC{0,80}") {
-            let _ = EmailAddress::parse(&raw);
+        fn an_accepted_address_is_the_input_trimmed_with_its_domain_lower_cased(
+            raw in prop_oneof![
+                "\\PC{0,80}",
+                "[ ]?[a-zA-Z0-9.+_-]{0,12}@[a-zA-Z0-9.-]{0,12}[ ]?",
+                "[a-z0-9]{1,10}@[a-zA-Z0-9]{1,10}\\.[a-zA-Z]{1,4}",
+            ],
+        ) {
+            match EmailAddress::parse(&raw) {
+                Ok(parsed) => {
+                    let (local, domain) = raw.trim().split_once('@').unwrap();
+                    prop_assert_eq!(parsed.as_str(), format!("{local}@{}", domain.to_ascii_lowercase()));
+                    prop_assert!(parsed.as_str().is_ascii() && parsed.as_str().len() <= 254);
+                    prop_assert_eq!(parsed.as_str().matches('@').count(), 1);
+                    prop_assert!(!parsed.as_str().contains(char::is_whitespace));
+                    // Canonical: parsing it again changes nothing.
+                    prop_assert_eq!(EmailAddress::parse(parsed.as_str()), Ok(parsed.clone()));
+                }
+                Err(reason) => prop_assert!(
+                    reason == EMAIL_REASON || reason.contains("254"),
+                    "{:?}: unexpected reason {:?}", raw, reason
+                ),
+            }
         }
 
         #[test]

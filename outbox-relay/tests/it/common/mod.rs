@@ -26,8 +26,17 @@ use test_support::kafka::Record;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Writes a notification for `user` exactly as the gateway does (same store function).
+/// Writes a notification for `user` exactly as the gateway does (same store function),
+/// then wakes the relays.
 pub async fn enqueue(pool: &PgPool, user: Uuid, channel: Channel, priority: i16, seq: usize) -> Uuid {
+    let id = enqueue_unannounced(pool, user, channel, priority, seq).await;
+    // The gateway wakes the relays after the commit (coalesced); one NOTIFY per row here.
+    notify_store::outbox::wake_relays(pool).await.unwrap();
+    id
+}
+
+/// [`enqueue`] without the `NOTIFY`: only a poll (or a later wake) finds the row.
+pub async fn enqueue_unannounced(pool: &PgPool, user: Uuid, channel: Channel, priority: i16, seq: usize) -> Uuid {
     let id = Uuid::now_v7();
     let now = Utc::now();
     let request_id = format!("req-{seq}-{id}");
@@ -84,8 +93,6 @@ pub async fn enqueue(pool: &PgPool, user: Uuid, channel: Channel, priority: i16,
     .await
     .unwrap();
     assert!(matches!(outcome, AcceptOutcome::Created));
-    // The gateway wakes the relays after the commit (coalesced); one NOTIFY per row here.
-    notify_store::outbox::wake_relays(pool).await.unwrap();
     id
 }
 
