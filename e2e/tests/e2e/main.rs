@@ -7,6 +7,7 @@
 mod dlt_replay;
 mod email_delivery;
 mod harness;
+mod ingest;
 mod observability;
 mod outages;
 mod providers;
