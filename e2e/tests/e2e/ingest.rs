@@ -313,6 +313,12 @@ async fn an_ingest_killed_mid_batch_loses_nothing_and_creates_no_duplicate() {
     let token = producer_token("crm", &[SCOPE_PRODUCE]);
     let p = producer(&s, &token).await;
     let total = 400usize;
+    // The topics exist before the ingest first starts (the deploy step creates them).
+    let kafka = test_support::kafka_settings(&s.prefix);
+    let topics = kafka.topics();
+    notify_kafka::ensure_topics(&kafka, &[topics.producer_requests(), topics.producer_requests_dlt()])
+        .await
+        .unwrap();
     // A backlog, so the ingest has a batch in hand when it is killed.
     for i in 0..total {
         p.send_record(&request(ada, &format!("k-{i}"), "Ada")).await.unwrap();
