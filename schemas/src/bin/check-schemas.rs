@@ -69,7 +69,10 @@ async fn register_baseline(registry: &SchemaRegistry, dir: &std::path::Path) -> 
     for path in entries {
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let name = record_name(&text).with_context(|| format!("{} is not a record schema", path.display()))?;
-        let Some(contract) = CONTRACTS.iter().find(|c| record_name(c.schema).as_deref() == Some(name.as_str())) else {
+        let Some(contract) = CONTRACTS
+            .iter()
+            .find(|c| record_name(c.schema).as_deref() == Some(name.as_str()))
+        else {
             println!("baseline {}: {name} is no contract any more; skipped", path.display());
             continue;
         };
