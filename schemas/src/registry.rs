@@ -195,10 +195,17 @@ impl SchemaRegistry {
     /// Whether `schema` could be registered under `subject` by the subject's compatibility
     /// rule, compared with its latest version (`POST /compatibility/subjects/{subject}/versions/latest`).
     /// `Ok(None)` when the subject has no version yet (anything is compatible with nothing).
-    pub async fn is_compatible(&self, subject: &str, schema: &str) -> Result<Option<bool>, RegistryError> {
+    /// The second value: the registry's reasons, when it gives any.
+    pub async fn is_compatible(
+        &self,
+        subject: &str,
+        schema: &str,
+    ) -> Result<Option<(bool, Vec<String>)>, RegistryError> {
         #[derive(Deserialize)]
         struct Answer {
             is_compatible: bool,
+            #[serde(default)]
+            messages: Vec<String>,
         }
         let resp = self
             .http
@@ -221,7 +228,8 @@ impl SchemaRegistry {
                 body: resp.text().await.unwrap_or_default(),
             });
         }
-        Ok(Some(resp.json::<Answer>().await?.is_compatible))
+        let answer = resp.json::<Answer>().await?;
+        Ok(Some((answer.is_compatible, answer.messages)))
     }
 
     /// Sets compatibility (the global level, then each subject's own) and registers every
