@@ -59,6 +59,16 @@ stack-up:
 stack-down:
 	bash deploy/local/stack.sh down
 
+## check-schemas: a scratch schema registry holding the base branch's contracts
+## (SCHEMA_BASELINE_REF, default origin/main) at BACKWARD is asked whether each
+## schemas/avro/*.avsc of this tree is compatible with the version registered before it;
+## fails on an incompatible change, after proving on schemas/tests/fixtures/incompatible/ that
+## it can fail. Against a live registry instead:
+## SCHEMA_REGISTRY_URL=… cargo run -p notify-schemas --bin check-schemas
+.PHONY: check-schemas
+check-schemas:
+	bash deploy/local/check-schemas-ci.sh
+
 ## check-deploy: validate the deployment files without a container engine or a cluster: the
 ## compose file against the Compose schema, its APP_* variables against the code, Prometheus
 ## config, alert rules and their unit tests, every dashboard/alert query; the GitHub workflows
@@ -99,7 +109,7 @@ k8s-smoke:
 
 # Images: one per binary, all from deploy/docker/Dockerfile (SERVICE = binary, PORT = its port).
 DOCKER_SERVICES := gateway:8080 outbox-relay:8090 user-svc:8082 template-svc:8083 \
-	email-worker:8091 push-worker:8092 status-projector:8093 register-schemas:8080
+	email-worker:8091 push-worker:8092 status-projector:8093 ingest:8094 register-schemas:8080
 IMAGE_TAG ?= local
 
 ## docker: build every service's image (notify-platform/<service>:$(IMAGE_TAG))
@@ -126,7 +136,7 @@ down:
 ## Extra arguments: make bench BENCH_ARGS="--quick" (or "e2e --long", "gateway", …)
 BENCH_ARGS ?=
 bench:
-	cargo build --release -p gateway -p outbox-relay -p email-worker -p status-projector -p user-svc -p template-svc -p smtp-sink -p bench
+	cargo build --release -p gateway -p ingest -p outbox-relay -p email-worker -p status-projector -p user-svc -p template-svc -p smtp-sink -p bench
 	bash deploy/local/stack.sh up
 	"$(CARGO_TARGET_DIR)/release/bench" $(if $(BENCH_ARGS),$(BENCH_ARGS),all)
 

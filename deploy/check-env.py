@@ -41,6 +41,7 @@ SERVICE_CRATES = {
     "email-worker": "email-worker",
     "push-worker": "push-worker",
     "status-projector": "status-projector",
+    "ingest": "ingest",
     "register-schemas": "schemas",
     "notifyctl": "tools/notifyctl",
 }

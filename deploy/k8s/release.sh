@@ -16,7 +16,7 @@
 set -euo pipefail
 
 K8S="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-SERVICES="gateway outbox-relay user-svc template-svc email-worker push-worker status-projector register-schemas"
+SERVICES="gateway outbox-relay user-svc template-svc email-worker push-worker status-projector ingest register-schemas"
 TIMEOUT="${RELEASE_TIMEOUT:-10m}"
 
 log() { echo "[release] $*" >&2; }

@@ -36,5 +36,8 @@ for channel in email push; do
   create "notifications.$channel.dlt" --config "retention.ms=$DLT_RETENTION_MS"
 done
 create "notifications.status"
+# Internal producers' requests (key = user id) and the ingest service's dead letters.
+create "notifications.requests"
+create "notifications.requests.dlt" --config "retention.ms=$DLT_RETENTION_MS"
 
-echo "[kafka-init] the platform's 11 topics exist (prefix '$PREFIX', $PARTITIONS partitions)"
+echo "[kafka-init] the platform's 13 topics exist (prefix '$PREFIX', $PARTITIONS partitions)"

@@ -64,6 +64,7 @@ start_service template-svc "$TEMPLATE_SVC_PORT" /health APP_DATABASE_URL="$PG/no
 start_service gateway "$GATEWAY_PORT" /health APP_DATABASE_URL="$PG/notify"
 start_service outbox-relay "$RELAY_PORT" /health APP_DATABASE_URL="$PG/notify"
 start_service status-projector "$PROJECTOR_PORT" /health APP_DATABASE_URL="$PG/notify"
+start_service ingest "$INGEST_PORT" /health APP_DATABASE_URL="$PG/notify"
 start_service email-worker "$EMAIL_WORKER_PORT" /health
 start_service push-worker "$PUSH_WORKER_PORT" /health
 
@@ -90,7 +91,7 @@ start_prometheus() {
     local job port
     for entry in gateway:$GATEWAY_PORT outbox-relay:$RELAY_PORT user-svc:$USER_SVC_PORT \
       template-svc:$TEMPLATE_SVC_PORT email-worker:$EMAIL_WORKER_PORT push-worker:$PUSH_WORKER_PORT \
-      status-projector:$PROJECTOR_PORT prometheus:$PROMETHEUS_PORT; do
+      status-projector:$PROJECTOR_PORT ingest:$INGEST_PORT prometheus:$PROMETHEUS_PORT; do
       job=${entry%%:*} port=${entry##*:}
       printf '  - job_name: %s\n    static_configs:\n      - targets: ["127.0.0.1:%s"]\n' "$job" "$port"
     done
@@ -124,7 +125,7 @@ cat <<EOT
 
 The pipeline is running: gateway http://127.0.0.1:$GATEWAY_PORT (OpenAPI: /api-docs/openapi.json),
 user-svc :$USER_SVC_PORT, template-svc :$TEMPLATE_SVC_PORT, outbox-relay :$RELAY_PORT, email-worker :$EMAIL_WORKER_PORT,
-push-worker :$PUSH_WORKER_PORT, status-projector :$PROJECTOR_PORT (each serves /metrics); SMTP sink 127.0.0.1:$SMTP_PORT
+push-worker :$PUSH_WORKER_PORT, status-projector :$PROJECTOR_PORT, ingest :$INGEST_PORT (each serves /metrics); SMTP sink 127.0.0.1:$SMTP_PORT
 (stats: http://127.0.0.1:$SMTP_SINK_HTTP_PORT/stats). Logs: $RUN_DIR/logs/
 Prometheus: $PROMETHEUS_URL
 
@@ -138,6 +139,11 @@ Send a first notification (demo user $USER_ID, template welcome_email):
 
   curl -sS http://127.0.0.1:$GATEWAY_PORT/api/v1/notifications/<notification_id> -H "Authorization: Bearer \$TOKEN"
   tail -f $RUN_DIR/logs/smtp-sink.log      # the email as it arrives
+
+Or as an internal producer, through Kafka (notifications.requests → ingest):
+
+  $BIN/notifyctl send --producer demo-producer --type email --user $USER_ID \
+    --template welcome_email --var name="John Doe" --var link=https://example.com --request-id first-2
 
 Stop everything with: make stop
 EOT

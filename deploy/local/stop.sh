@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 pids=()
-for name in prometheus push-worker email-worker status-projector outbox-relay gateway template-svc user-svc smtp-sink; do
+for name in prometheus push-worker email-worker ingest status-projector outbox-relay gateway template-svc user-svc smtp-sink; do
   f="$RUN_DIR/pids/$name.pid"
   if [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then
     echo "[stop] $name"

@@ -49,7 +49,7 @@ impl HttpApplication for Application {
                 let issuer = notify_kit::auth::JwtIssuer::new(&settings.auth)
                     .context("cannot sign the gateway's service token for user-svc/template-svc")?;
                 Some(std::sync::Arc::new(crate::domain::references::References::new(
-                    d, issuer,
+                    d, issuer, "gateway",
                 )?))
             }
             None => None,

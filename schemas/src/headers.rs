@@ -11,6 +11,17 @@ pub const EVENT_TYPE: &str = "event-type";
 /// Id of the outbox row a record was published from (relay's own dedupe and diagnostics).
 pub const OUTBOX_ID: &str = "outbox-id";
 
+// Headers of a producer request on `notifications.requests` (see schemas/README.md).
+
+/// The producer's signed token (a JWT with audience `notify-ingest` and scope
+/// `notifications:produce`): the producer's identity, since the local broker has no SASL.
+pub const PRODUCER_TOKEN: &str = "x-producer-token";
+/// The request's notification type (`email` or `push`), for routing and diagnostics only:
+/// the record's value is authoritative.
+pub const NOTIFICATION_TYPE: &str = "x-notification-type";
+/// The request's idempotency key (same value as the record's `request_id`), for diagnostics.
+pub const REQUEST_ID: &str = "x-request-id";
+
 // Headers of the retry path (set by the workers on retry and dead-letter records; the worker
 // runtime has the same names in `notify_worker::routing::names`).
 

@@ -8,8 +8,11 @@
 //! - [`ids`]: the typed ids that travel (`NotificationId`, `UserId`).
 //! - [`registry`] is a client for the Confluent Schema Registry REST API, caching by id.
 //!
-//! Subjects follow the record-name strategy (`io.notify.events.NotificationRequested`), since
-//! one record type travels on several topics (main, priority, retry tiers, dead letters).
+//! The platform's own events follow the record-name strategy
+//! (`io.notify.events.NotificationRequested`), since one record type travels on several topics
+//! (main, priority, retry tiers, dead letters). The public producer request
+//! ([`NOTIFICATION_REQUEST`]) travels on one topic and uses the topic-name strategy
+//! (`notifications.requests-value`), what producer teams' standard serializers default to.
 
 #[cfg(test)]
 mod contract_props;
@@ -41,8 +44,19 @@ pub const NOTIFICATION_STATUS: Contract = Contract {
     schema: include_str!("../avro/notification_status.avsc"),
 };
 
+/// `NotificationRequest`: what internal producers publish to `notifications.requests`
+/// (topic-name strategy: the subject is the topic's logical name + `-value`).
+pub const NOTIFICATION_REQUEST: Contract = Contract {
+    subject: "notifications.requests-value",
+    schema: include_str!("../avro/notification_request.avsc"),
+};
+
+/// Full name of the record [`NOTIFICATION_REQUEST`] describes: a payload written with another
+/// record is not a request, whatever its schema id.
+pub const NOTIFICATION_REQUEST_RECORD: &str = "io.notify.requests.NotificationRequest";
+
 /// Every contract, in registration order. Append only: never reorder.
-pub const CONTRACTS: &[Contract] = &[NOTIFICATION_REQUESTED, NOTIFICATION_STATUS];
+pub const CONTRACTS: &[Contract] = &[NOTIFICATION_REQUESTED, NOTIFICATION_STATUS, NOTIFICATION_REQUEST];
 
 /// A delivery channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -96,6 +110,23 @@ pub struct NotificationRequested {
     pub requested_at: i64,
 }
 
+/// Rust form of `io.notify.requests.NotificationRequest`, the public producer request. Ids and
+/// codes stay strings here: the ingest service validates them with the API's own rules
+/// (so a bad one is reported by field, not as an undecodable record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestRequest {
+    pub request_id: String,
+    pub notification_type: Channel,
+    pub user_id: String,
+    pub template_code: String,
+    /// A JSON object, serialised.
+    pub variables: String,
+    pub priority: i32,
+    /// A JSON object, serialised.
+    pub metadata: String,
+    pub correlation_id: Option<String>,
+}
+
 /// A step of the delivery lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -146,7 +177,12 @@ mod tests {
                 apache_avro::Schema::Record(r) => r.name.fullname(None),
                 other => panic!("{} is not a record: {other:?}", c.subject),
             };
-            assert_eq!(name, c.subject);
+            if c.subject.ends_with("-value") {
+                // Topic-name strategy: the subject names the topic, not the record.
+                assert_eq!(name, NOTIFICATION_REQUEST_RECORD, "{}", c.subject);
+            } else {
+                assert_eq!(name, c.subject);
+            }
         }
     }
 }

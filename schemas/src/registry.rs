@@ -172,8 +172,69 @@ impl SchemaRegistry {
         Ok(())
     }
 
-    /// Sets compatibility and registers every contract in order (idempotent: registering an
-    /// identical schema again returns the existing id). Returns `(subject, id)` pairs.
+    /// Sets the compatibility level of one subject (`PUT /config/{subject}`), so it holds
+    /// whatever the registry's global level is.
+    pub async fn set_subject_compatibility(&self, subject: &str, level: &str) -> Result<(), RegistryError> {
+        let resp = self
+            .http
+            .put(format!("{}/config/{subject}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .json(&serde_json::json!({ "compatibility": level }))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(RegistryError::Status {
+                status: resp.status().as_u16(),
+                what: format!("PUT /config/{subject}"),
+                body: resp.text().await.unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `schema` could be registered under `subject` by the subject's compatibility
+    /// rule, compared with its latest version (`POST /compatibility/subjects/{subject}/versions/latest`).
+    /// `Ok(None)` when the subject has no version yet (anything is compatible with nothing).
+    /// The second value: the registry's reasons, when it gives any.
+    pub async fn is_compatible(
+        &self,
+        subject: &str,
+        schema: &str,
+    ) -> Result<Option<(bool, Vec<String>)>, RegistryError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            is_compatible: bool,
+            #[serde(default)]
+            messages: Vec<String>,
+        }
+        let resp = self
+            .http
+            .post(format!(
+                "{}/compatibility/subjects/{subject}/versions/latest",
+                self.base
+            ))
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .json(&serde_json::json!({ "schema": schema }))
+            .send()
+            .await?;
+        let status = resp.status();
+        if status.as_u16() == 404 {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(RegistryError::Status {
+                status: status.as_u16(),
+                what: format!("compatibility of {subject}"),
+                body: resp.text().await.unwrap_or_default(),
+            });
+        }
+        let answer = resp.json::<Answer>().await?;
+        Ok(Some((answer.is_compatible, answer.messages)))
+    }
+
+    /// Sets compatibility (the global level, then each subject's own) and registers every
+    /// contract in order (idempotent: registering an identical schema again returns the existing
+    /// id). Returns `(subject, id)` pairs.
     pub async fn register_all(
         &self,
         contracts: &[Contract],
@@ -183,6 +244,7 @@ impl SchemaRegistry {
         let mut ids = Vec::with_capacity(contracts.len());
         for c in contracts {
             ids.push((c.subject, self.register(c.subject, c.schema).await?));
+            self.set_subject_compatibility(c.subject, compatibility).await?;
         }
         Ok(ids)
     }

@@ -50,6 +50,23 @@ impl Topics {
         self.physical("notifications.status")
     }
 
+    /// Logical name of the topic internal producers publish requests to (key = user id),
+    /// read by the ingest service.
+    pub const PRODUCER_REQUESTS: &'static str = "notifications.requests";
+
+    /// Where the ingest service dead-letters producer requests it cannot accept.
+    pub const PRODUCER_REQUESTS_DLT: &'static str = "notifications.requests.dlt";
+
+    /// `notifications.requests` under the prefix.
+    pub fn producer_requests(&self) -> String {
+        self.physical(Self::PRODUCER_REQUESTS)
+    }
+
+    /// `notifications.requests.dlt` under the prefix.
+    pub fn producer_requests_dlt(&self) -> String {
+        self.physical(Self::PRODUCER_REQUESTS_DLT)
+    }
+
     /// Every topic of the platform.
     pub fn all(&self) -> Vec<String> {
         let mut all = Vec::new();
@@ -78,5 +95,7 @@ mod tests {
         assert_eq!(t.retry(Channel::Email, "retry-5m"), "t1.notifications.email.retry-5m");
         assert_eq!(t.dlt(Channel::Push), "t1.notifications.push.dlt");
         assert_eq!(t.all().len(), 11);
+        assert_eq!(t.producer_requests(), "t1.notifications.requests");
+        assert_eq!(t.producer_requests_dlt(), "t1.notifications.requests.dlt");
     }
 }

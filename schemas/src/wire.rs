@@ -51,6 +51,17 @@ pub fn decode<T: DeserializeOwned>(writer: &Schema, payload: &[u8]) -> Result<T,
     Ok(from_value::<T>(&value)?)
 }
 
+/// Decodes a framed payload written with `writer`, resolved to `reader` (Avro schema
+/// resolution: fields the reader lacks are skipped, fields the writer lacks take the reader's
+/// default), read as `T`. What a consumer on one version of a contract does with records
+/// written with another.
+pub fn decode_as<T: DeserializeOwned>(writer: &Schema, reader: &Schema, payload: &[u8]) -> Result<T, WireError> {
+    schema_id(payload)?;
+    let mut body = &payload[5..];
+    let value = from_avro_datum(writer, &mut body, Some(reader))?;
+    Ok(from_value::<T>(&value)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

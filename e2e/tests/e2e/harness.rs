@@ -561,3 +561,21 @@ impl Stack {
         .unwrap()
     }
 }
+
+impl Stack {
+    /// An ingest service (not started) reading the test's `notifications.requests`, with the
+    /// stack's database, user-svc and template-svc, and more environment.
+    pub fn ingest(&self, extra: &[(&'static str, String)]) -> Service {
+        let mut env = with(
+            self.common.clone(),
+            &[
+                ("APP_DATABASE_URL", self.db.url.clone()),
+                ("APP_USER_SVC_URL", self.user_svc.url()),
+                ("APP_TEMPLATE_SVC_URL", self.template_svc.url()),
+                ("APP_DIRECTORY_CACHE_TTL_SECS", "1".into()),
+            ],
+        );
+        env.extend(extra.iter().cloned());
+        Service::new("ingest", env)
+    }
+}

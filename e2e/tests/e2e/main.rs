@@ -8,6 +8,7 @@ mod api_schemas;
 mod dlt_replay;
 mod email_delivery;
 mod harness;
+mod ingest;
 mod observability;
 mod outages;
 mod providers;

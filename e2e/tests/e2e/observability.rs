@@ -259,6 +259,8 @@ async fn every_dashboard_query_and_alert_finds_live_series_in_prometheus() {
     .await;
     let email = s.add_email_worker().await;
     let push = s.add_push_worker(&fcm).await;
+    let mut ingest = s.ingest(&[]);
+    ingest.start_healthy().await;
 
     // Job names as deploy/prometheus/prometheus.yml has them (dashboards and alerts filter on
     // them, e.g. `up{job="gateway"}`).
@@ -270,6 +272,7 @@ async fn every_dashboard_query_and_alert_finds_live_series_in_prometheus() {
         (s.workers[email].name, s.workers[email].port),
         (s.workers[push].name, s.workers[push].port),
         (s.projector.name, s.projector.port),
+        (ingest.name, ingest.port),
     ];
     let mut jobs: BTreeSet<String> = targets.iter().map(|(j, _)| j.to_string()).collect();
     jobs.insert("prometheus".into());

@@ -3,24 +3,22 @@
 use actix_web::{http::StatusCode, web, HttpResponse};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use notify_intake::{accept, Acceptance, Submission};
 use notify_kit::{
     auth::{Caller, TokenUse, SCOPE_READ, SCOPE_SEND},
     correlation::{CorrelationId, TraceParent},
     ApiError, ApiResponse,
 };
-use notify_schemas::{
-    headers,
-    ids::{NotificationId, UserId},
-    topics::Topics,
-    NotificationRequested, NOTIFICATION_REQUESTED,
-};
-use notify_store::notifications::{self as store, AcceptOutcome, NewNotification, NewOutboxMessage};
+use notify_schemas::ids::{NotificationId, UserId};
+use notify_store::notifications as store;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
 use crate::domain::NotificationRequest;
+/// What an accepted notification answers (shared with the ingest service's idempotency records).
+pub use notify_intake::Accepted;
 
 /// Header set on a response replayed for a repeated `request_id`.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -29,17 +27,6 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/notifications/", web::post().to(create))
         .route("/api/v1/notifications/{id}", web::get().to(get));
-}
-
-/// What an accepted notification answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    #[schema(value_type = uuid::Uuid)]
-    pub notification_id: NotificationId,
-    pub request_id: String,
-    pub notification_type: String,
-    pub status: String,
-    pub created_at: DateTime<Utc>,
 }
 
 /// One step of a notification's history.
@@ -114,81 +101,26 @@ pub async fn create(
             return Err(ApiError::Validation(errors));
         }
     }
-    let fingerprint = request.fingerprint();
-
-    let id = NotificationId::new_v7();
-    let now = Utc::now();
-    let accepted = Accepted {
-        notification_id: id,
-        request_id: request.request_id.as_str().to_string(),
-        notification_type: request.channel.as_str().to_string(),
-        status: "pending".into(),
-        created_at: now,
+    let submission = Submission {
+        request: &request,
+        caller: &caller.subject,
+        correlation_id: correlation.as_str(),
+        traceparent: &trace.0,
+        idempotency_ttl: state.idempotency_ttl,
     };
-    let response_body = serde_json::to_value(ApiResponse::ok(&accepted, "notification accepted"))
-        .context("failed to serialise the response")?;
-    let variables = Value::Object(request.variables.clone());
-    let metadata = Value::Object(request.metadata.clone());
-    let user_key = request.user_id.to_string();
-    let event = NotificationRequested {
-        notification_id: id,
-        channel: request.channel,
-        user_id: request.user_id,
-        template_code: request.template_code.as_str().to_string(),
-        variables_json: variables.to_string(),
-        priority: i32::from(request.priority.value()),
-        metadata_json: metadata.to_string(),
-        request_id: request.request_id.as_str().to_string(),
-        caller: caller.subject.clone(),
-        correlation_id: correlation.as_str().to_string(),
-        requested_at: now.timestamp_millis(),
-    };
-    let payload = serde_json::to_value(&event).context("failed to serialise the event")?;
-    let headers = json!({
-        headers::NOTIFICATION_ID: id.to_string(),
-        headers::CORRELATION_ID: correlation.as_str(),
-        headers::TRACEPARENT: trace.0,
-    });
-    let topic = Topics::logical_requests(request.channel, request.priority.is_high());
-
-    let outcome = store::accept(
-        &state.pool,
-        &NewNotification {
-            id,
-            caller: &caller.subject,
-            request_id: request.request_id.as_str(),
-            request_hash: &fingerprint,
-            user_id: request.user_id,
-            channel: request.channel.as_str(),
-            template_code: request.template_code.as_str(),
-            variables: &variables,
-            priority: request.priority.value(),
-            metadata: &metadata,
-            correlation_id: correlation.as_str(),
-            created_at: now,
-            response_status: 202,
-            response_body: &response_body,
-            idempotency_ttl: state.idempotency_ttl,
-        },
-        &NewOutboxMessage {
-            shard: notify_store::shard_of(&user_key),
-            topic: &topic,
-            message_key: &user_key,
-            event_type: NOTIFICATION_REQUESTED.subject,
-            payload: &payload,
-            headers: &headers,
-        },
-    )
-    .await
-    .context("failed to store the notification")?;
-
-    match outcome {
-        AcceptOutcome::Created => {
+    match accept(&state.pool, &submission)
+        .await
+        .context("failed to accept the notification")?
+    {
+        Acceptance::Created {
+            notification_id,
+            response_body,
+        } => {
             state.relay_waker.wake();
-            tracing::info!(notification_id = %id, channel = %request.channel, "notification accepted");
+            tracing::info!(%notification_id, channel = %request.channel, "notification accepted");
             Ok(HttpResponse::Accepted().json(response_body))
         }
-        AcceptOutcome::Existing(stored) if stored.request_hash == fingerprint => {
+        Acceptance::Replayed(stored) => {
             tracing::info!(notification_id = %stored.notification_id, "idempotent replay");
             let status =
                 StatusCode::from_u16(u16::try_from(stored.status).unwrap_or(202)).unwrap_or(StatusCode::ACCEPTED);
@@ -196,7 +128,7 @@ pub async fn create(
                 .insert_header((REPLAYED_HEADER, "true"))
                 .json(stored.body))
         }
-        AcceptOutcome::Existing(_) => Err(ApiError::Conflict(format!(
+        Acceptance::Conflict(_) => Err(ApiError::Conflict(format!(
             "request_id `{}` was already used with a different body; use a new request_id for a new notification",
             request.request_id.as_str()
         ))),

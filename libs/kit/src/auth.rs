@@ -183,6 +183,9 @@ pub struct JwtVerifier {
 struct VerifierInner {
     key: DecodingKey,
     validation: Validation,
+    /// `validation` without the clock checks, for [`JwtVerifier::verify_at`].
+    untimed: Validation,
+    leeway: i64,
 }
 
 impl JwtVerifier {
@@ -202,32 +205,67 @@ impl JwtVerifier {
         validation.validate_nbf = true;
         validation.leeway = settings.leeway_secs;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let mut untimed = validation.clone();
+        untimed.validate_exp = false;
+        untimed.validate_nbf = false;
         Ok(Self {
-            inner: Arc::new(VerifierInner { key, validation }),
+            inner: Arc::new(VerifierInner {
+                key,
+                validation,
+                untimed,
+                leeway: i64::try_from(settings.leeway_secs).unwrap_or(0),
+            }),
+        })
+    }
+
+    /// Verifies a token as of `at` (Unix seconds) instead of now: for a credential that came
+    /// with a record written at `at` (a producer token on a Kafka record), which must have been
+    /// valid when it was written, however long the record then waited to be read.
+    pub fn verify_at(&self, token: &str, at: i64) -> Result<Caller, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.inner.key, &self.inner.untimed)
+            .map_err(|e| ApiError::Unauthorized(reason_of(&e).to_string()))?;
+        let claims = data.claims;
+        if claims.exp + self.inner.leeway < at {
+            return Err(ApiError::Unauthorized(
+                "token had expired when the record was written".into(),
+            ));
+        }
+        if claims.nbf.is_some_and(|nbf| nbf - self.inner.leeway > at) {
+            return Err(ApiError::Unauthorized(
+                "token was not valid yet (nbf) when the record was written".into(),
+            ));
+        }
+        Ok(Caller {
+            subject: claims.sub,
+            token_use: claims.token_use,
+            scopes: claims.scope.split_whitespace().map(str::to_string).collect(),
         })
     }
 
     /// Verifies a raw token and returns the caller it names.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.inner.key, &self.inner.validation).map_err(|e| {
-            let reason = match e.kind() {
-                ErrorKind::ExpiredSignature => "token has expired",
-                ErrorKind::ImmatureSignature => "token is not valid yet (nbf)",
-                ErrorKind::InvalidIssuer => "token issuer is not accepted",
-                ErrorKind::InvalidAudience => "token audience is not accepted",
-                ErrorKind::InvalidSignature => "token signature is invalid",
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "token algorithm is not accepted",
-                ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
-                _ => "token is malformed",
-            };
-            ApiError::Unauthorized(reason.to_string())
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.inner.key, &self.inner.validation)
+            .map_err(|e| ApiError::Unauthorized(reason_of(&e).to_string()))?;
         let claims = data.claims;
         Ok(Caller {
             subject: claims.sub,
             token_use: claims.token_use,
             scopes: claims.scope.split_whitespace().map(str::to_string).collect(),
         })
+    }
+}
+
+/// Why a token was refused, in words safe to show the caller.
+fn reason_of(e: &jsonwebtoken::errors::Error) -> &'static str {
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "token has expired",
+        ErrorKind::ImmatureSignature => "token is not valid yet (nbf)",
+        ErrorKind::InvalidIssuer => "token issuer is not accepted",
+        ErrorKind::InvalidAudience => "token audience is not accepted",
+        ErrorKind::InvalidSignature => "token signature is invalid",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "token algorithm is not accepted",
+        ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
+        _ => "token is malformed",
     }
 }
 
@@ -379,6 +417,27 @@ mod tests {
         let mut claims = issuer.claims("svc", TokenUse::Service, &[], std::time::Duration::from_secs(60));
         claims.aud = "other-api".into();
         assert!(verifier.verify(&issuer.sign(&claims).unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_token_is_judged_at_the_time_given_not_now() {
+        let (issuer, verifier) = pair();
+        let mut claims = issuer.claims("svc", TokenUse::Service, &[], std::time::Duration::from_secs(60));
+        claims.exp -= 3600;
+        claims.nbf = claims.nbf.map(|n| n - 3700);
+        let token = issuer.sign(&claims).unwrap();
+        assert!(verifier.verify(&token).is_err(), "expired now");
+        assert_eq!(verifier.verify_at(&token, claims.exp - 10).unwrap().subject, "svc");
+        assert_eq!(
+            verifier.verify_at(&token, claims.exp + 60).unwrap_err().to_string(),
+            "token had expired when the record was written"
+        );
+        let forged = JwtIssuer::new(&AuthSettings::hs256("another-secret-another-secret-1234")).unwrap();
+        let other = forged.sign(&claims).unwrap();
+        assert!(
+            verifier.verify_at(&other, claims.exp - 10).is_err(),
+            "the signature is still checked"
+        );
     }
 
     #[test]

@@ -117,6 +117,7 @@ async fn run(scenarios: &[Scenario], plan: Plan, out: &std::path::Path) -> anyho
         binaries: bins,
         plan: plan.clone(),
         gateway: None,
+        ingest: None,
         relay: None,
         e2e: None,
         soak: None,
@@ -129,6 +130,9 @@ async fn run(scenarios: &[Scenario], plan: Plan, out: &std::path::Path) -> anyho
             Scenario::Gateway => scenarios::gateway::run(&infra, &plan)
                 .await
                 .map(|r| report.gateway = Some(r)),
+            Scenario::Ingest => scenarios::ingest::run(&infra, &plan)
+                .await
+                .map(|r| report.ingest = Some(r)),
             Scenario::Relay => scenarios::relay::run(&infra, &plan)
                 .await
                 .map(|r| report.relay = Some(r)),

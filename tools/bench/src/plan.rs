@@ -38,17 +38,19 @@ impl Step {
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
     Gateway,
+    Ingest,
     Relay,
     E2e,
     Soak,
 }
 
 impl Scenario {
-    pub const ALL: [Self; 4] = [Self::Gateway, Self::Relay, Self::E2e, Self::Soak];
+    pub const ALL: [Self; 5] = [Self::Gateway, Self::Ingest, Self::Relay, Self::E2e, Self::Soak];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Gateway => "gateway",
+            Self::Ingest => "ingest",
             Self::Relay => "relay",
             Self::E2e => "e2e",
             Self::Soak => "soak",
@@ -68,6 +70,9 @@ pub struct Plan {
     pub gateway_warmup: Step,
     /// Offered rates of the gateway and of its baseline.
     pub gateway_steps: Vec<Step>,
+    /// Producer requests published to `notifications.requests` before the ingest starts.
+    #[serde(default = "default_ingest_backlog")]
+    pub ingest_backlog: u64,
     /// Outbox rows inserted before the relay starts.
     pub relay_rows: u64,
     /// Rows inserted at a fixed rate while the relay runs (commit → ack latency).
@@ -91,6 +96,10 @@ pub struct Plan {
     pub shared_broker: bool,
 }
 
+fn default_ingest_backlog() -> u64 {
+    20_000
+}
+
 impl Plan {
     /// `make bench`: under 15 minutes on 2 cores.
     pub fn standard() -> Self {
@@ -99,6 +108,7 @@ impl Plan {
             max_in_flight: 512,
             gateway_warmup: Step::new(500, 2.0),
             gateway_steps: vec![Step::new(1000, 20.0), Step::new(3000, 10.0), Step::new(5000, 10.0)],
+            ingest_backlog: default_ingest_backlog(),
             relay_rows: 50_000,
             relay_latency: Step::new(1000, 20.0),
             e2e: Step::new(1000, 30.0),
@@ -117,6 +127,7 @@ impl Plan {
         Self {
             mode: "quick".into(),
             gateway_steps: vec![Step::new(1000, 10.0), Step::new(3000, 5.0), Step::new(5000, 5.0)],
+            ingest_backlog: 10_000,
             relay_rows: 20_000,
             relay_latency: Step::new(1000, 10.0),
             e2e: Step::new(1000, 15.0),
@@ -145,6 +156,7 @@ impl Plan {
             max_in_flight: 64,
             gateway_warmup: Step::new(10, 0.5),
             gateway_steps: vec![Step::new(50, 1.0)],
+            ingest_backlog: 200,
             relay_rows: 200,
             relay_latency: Step::new(50, 1.0),
             e2e: Step::new(20, 1.0),
@@ -183,11 +195,11 @@ pub struct Args {
 }
 
 pub const USAGE: &str = "\
-usage: bench [all | smoke | gateway | relay | e2e | soak ...] [options]
+usage: bench [all | smoke | gateway | ingest | relay | e2e | soak ...] [options]
        bench report [--out DIR]
        bench cleanup
 
-  all (default)   every scenario: gateway, relay, e2e, soak
+  all (default)   every scenario: gateway, ingest, relay, e2e, soak
   smoke           every scenario with tiny numbers (asserts nothing about speed)
   report          render DIR/latest.json as DIR/latest.md and DIR/latency.png
   cleanup         drop the bench_* databases interrupted runs leave (only while no
@@ -198,6 +210,7 @@ options:
   --long                   e2e and soak run 5 minutes each
   --out DIR                results directory (default: tools/bench/results)
   --gateway-steps R1xS1,…  offered rates and seconds of the gateway steps, e.g. 1000x20,3000x10
+  --ingest-backlog N       producer requests waiting when the ingest starts
   --relay-rows N           outbox backlog size
   --e2e RxS                e2e offered rate and seconds, e.g. 1000x30
   --soak RxS               soak offered rate and seconds, e.g. 200x180
@@ -220,6 +233,7 @@ impl Args {
         let mut out = None;
         let mut steps = None;
         let mut relay_rows = None;
+        let mut ingest_backlog = None;
         let mut e2e = None;
         let mut soak = None;
         let mut max_in_flight = None;
@@ -230,6 +244,7 @@ impl Args {
             match a.as_str() {
                 "all" => scenarios.extend(Scenario::ALL),
                 "gateway" => scenarios.push(Scenario::Gateway),
+                "ingest" => scenarios.push(Scenario::Ingest),
                 "relay" => scenarios.push(Scenario::Relay),
                 "e2e" => scenarios.push(Scenario::E2e),
                 "soak" => scenarios.push(Scenario::Soak),
@@ -250,6 +265,9 @@ impl Args {
                 }
                 "--relay-rows" => {
                     relay_rows = Some(value("--relay-rows")?.parse().context("--relay-rows")?);
+                }
+                "--ingest-backlog" => {
+                    ingest_backlog = Some(value("--ingest-backlog")?.parse().context("--ingest-backlog")?);
                 }
                 "--e2e" => e2e = Some(Step::parse(&value("--e2e")?)?),
                 "--soak" => soak = Some(Step::parse(&value("--soak")?)?),
@@ -282,6 +300,9 @@ impl Args {
         };
         if let Some(s) = steps {
             plan.gateway_steps = s;
+        }
+        if let Some(n) = ingest_backlog {
+            plan.ingest_backlog = n;
         }
         if let Some(n) = relay_rows {
             plan.relay_rows = n;

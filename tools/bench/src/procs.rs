@@ -13,8 +13,9 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 /// Every binary a full run starts.
-pub const SERVICES: [&str; 7] = [
+pub const SERVICES: [&str; 8] = [
     "gateway",
+    "ingest",
     "outbox-relay",
     "email-worker",
     "status-projector",
@@ -52,7 +53,7 @@ impl Binaries {
             return Self::checked(release, "release".into(), None);
         }
         eprintln!(
-            "\n!!! WARNING: release binaries missing in {} ({}): falling back to DEBUG builds.\n!!! {DEBUG_WARNING}\n!!! Build them with: cargo build --release -p gateway -p outbox-relay -p email-worker -p status-projector -p user-svc -p template-svc -p smtp-sink\n",
+            "\n!!! WARNING: release binaries missing in {} ({}): falling back to DEBUG builds.\n!!! {DEBUG_WARNING}\n!!! Build them with: cargo build --release -p gateway -p ingest -p outbox-relay -p email-worker -p status-projector -p user-svc -p template-svc -p smtp-sink\n",
             release.display(),
             missing(&release).join(", ")
         );

@@ -19,7 +19,7 @@ use crate::{
     load::{Latency, LoadResult},
     plan::Plan,
     procs::{Binaries, ProcSample},
-    scenarios::{e2e::E2eResult, gateway::GatewayResult, relay::RelayResult, soak::SoakResult},
+    scenarios::{e2e::E2eResult, gateway::GatewayResult, ingest::IngestResult, relay::RelayResult, soak::SoakResult},
 };
 
 /// The machine the figures come from.
@@ -79,6 +79,9 @@ pub struct Report {
     pub binaries: Binaries,
     pub plan: Plan,
     pub gateway: Option<GatewayResult>,
+    /// Absent from runs made before the scenario existed.
+    #[serde(default)]
+    pub ingest: Option<IngestResult>,
     pub relay: Option<RelayResult>,
     pub e2e: Option<E2eResult>,
     pub soak: Option<SoakResult>,
@@ -354,6 +357,32 @@ pub fn markdown(r: &Report, chart_labelled: Option<bool>) -> String {
             );
         }
         s.push('\n');
+    }
+
+    if let Some(i) = &r.ingest {
+        let gateway = r.gateway.as_ref().map_or("not measured in this run".to_string(), |g| {
+            format!("{:.0}/s", g.max_accepted_per_s)
+        });
+        let _ = writeln!(
+            s,
+            "## Ingest (internal producers)
+
+A backlog of {} requests published to `notifications.requests` through the \
+             producer library ({:.0}/s acknowledged) while no ingest runs, then one ingest ({} at once): producer token, \
+             decode, the API's validation, user and template checks, one transaction each, offsets committed in order.\n\n\
+             | | accepted/s | seconds |\n|---|---|---|\n| ingest (from a backlog) | **{:.0}** | {:.1} |\n\
+             | gateway (max over its steps, open loop) | {gateway} | |\n\n\
+             CPU while draining: {}. Ingest process at the end: {}.\n",
+            i.backlog,
+            i.produced_per_s,
+            i.concurrency,
+            i.accepted_per_s,
+            i.secs,
+            i.cpu.summary(),
+            i.ingest_process
+                .as_ref()
+                .map_or("not sampled".to_string(), |p| format!("{:.1} MiB RSS", mib(p.rss_kib)))
+        );
     }
 
     if let Some(rl) = &r.relay {

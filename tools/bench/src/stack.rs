@@ -274,6 +274,19 @@ impl Infra {
         )
     }
 
+    /// A producer token for `subject` (audience `notify-ingest`, scope
+    /// `notifications:produce`), valid for a day.
+    pub fn producer_token(&self, subject: &str) -> anyhow::Result<String> {
+        let mut auth = AuthSettings::hs256(&self.jwt_secret);
+        auth.audience = "notify-ingest".into();
+        JwtIssuer::new(&auth)?.issue(
+            subject,
+            TokenUse::Service,
+            &["notifications:produce"],
+            Duration::from_secs(86_400),
+        )
+    }
+
     /// The configuration every service of a pipeline shares.
     pub fn common_env(&self, bootstrap: &str, prefix: &str, cache_prefix: &str) -> Vec<(String, String)> {
         [
@@ -553,6 +566,31 @@ impl Pipeline {
         self.worker = Some(worker);
         self.sink = Some(sink);
         Ok(())
+    }
+
+    /// The topic prefix of this pipeline.
+    pub fn topic_prefix(&self) -> &str {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "APP_KAFKA_TOPIC_PREFIX")
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Starts an ingest service on this pipeline's database, topics, user-svc and
+    /// template-svc, handling `concurrency` requests at once; does not wait.
+    pub fn spawn_ingest(&self, infra: &Infra, concurrency: usize) -> anyhow::Result<Service> {
+        let mut env = self.env.clone();
+        env.extend(
+            [
+                ("APP_DATABASE_URL", self.db.url.clone()),
+                ("APP_USER_SVC_URL", self.user_svc.url()),
+                ("APP_TEMPLATE_SVC_URL", self.template_svc.url()),
+                ("APP_INGEST_CONCURRENCY", concurrency.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        infra.spawn_app("ingest", &format!("{}-ingest", self.tag), &env)
     }
 
     /// Every running service process: name and pid.

@@ -46,6 +46,8 @@ fn the_smoke_run_produces_figures_for_every_scenario() {
         "gateway.steps.0.gateway.ok",
         "gateway.steps.0.baseline.ok",
         "gateway.steps.0.gateway.latency.p99_ms",
+        "ingest.accepted_per_s",
+        "ingest.produced_per_s",
         "relay.rows_per_s",
         "relay.baseline_records_per_s",
         "relay.commit_to_ack.count",

@@ -14,6 +14,14 @@ usage:
       issue a JWT signed with APP_JWT_HS256_SECRET (or APP_JWT_RS256_PRIVATE_KEY[_FILE]),
       APP_JWT_ISSUER, APP_JWT_AUDIENCE; prints only the token
 
+  notifyctl send --type email|push --user USER_ID --template CODE --request-id ID
+                 [--var NAME=VALUE]... [--variables JSON] [--priority 1..10]
+                 [--correlation-id ID] [--producer NAME]
+      publish one notification request to notifications.requests, as an internal producer
+      (validated with the API's rules first); the identity is NOTIFY_PRODUCER_TOKEN, or a
+      producer token for NAME (default notifyctl) signed with APP_JWT_* (audience
+      APP_INGEST_TOKEN_AUDIENCE, default notify-ingest). Needs APP_SCHEMA_REGISTRY_URL.
+
   notifyctl dlt list --channel email|push [--limit N] [--json] [--all] [--group NAME]
       the dead letters of the channel not replayed yet (--all: every one the topic still holds)
 
@@ -40,6 +48,7 @@ fn usage(message: impl Into<String>) -> UsageError {
 pub enum Command {
     Help,
     Token(TokenArgs),
+    Send(SendArgs),
     DltList(ListArgs),
     DltReplay(ReplayArgs),
 }
@@ -51,6 +60,17 @@ pub struct TokenArgs {
     pub scopes: Vec<String>,
     pub ttl_secs: u64,
     pub token_use: TokenUse,
+}
+
+/// `notifyctl send`: one request, in the API's body format (validated when run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendArgs {
+    /// The API body: `notification_type`, `user_id`, `template_code`, `variables`,
+    /// `request_id`, `priority`.
+    pub body: serde_json::Value,
+    pub correlation_id: Option<String>,
+    /// Subject of the producer token made when `NOTIFY_PRODUCER_TOKEN` is not set.
+    pub producer: String,
 }
 
 /// `notifyctl dlt list`.
@@ -166,6 +186,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         None => Err(usage("a command is needed")),
         Some("help" | "--help" | "-h") => Ok(Command::Help),
         Some("token") => parse_token(&args[1..]).map(Command::Token),
+        Some("send") => parse_send(&args[1..]).map(Command::Send),
         Some("dlt") => match args.get(1).map(String::as_str) {
             Some("list") => parse_list(&args[2..]).map(Command::DltList),
             Some("replay") => parse_replay(&args[2..]).map(Command::DltReplay),
@@ -199,6 +220,70 @@ fn parse_token(items: &[String]) -> Result<TokenArgs, UsageError> {
         scopes,
         ttl_secs,
         token_use,
+    })
+}
+
+fn parse_send(items: &[String]) -> Result<SendArgs, UsageError> {
+    use serde_json::{json, Map, Value};
+    let mut body = Map::new();
+    let mut variables = Map::new();
+    let mut correlation_id = None;
+    let mut producer = "notifyctl".to_string();
+    let mut args = Args::new(items);
+    while let Some((flag, inline)) = args.next_flag()? {
+        let field = match flag {
+            "--type" => "notification_type",
+            "--user" => "user_id",
+            "--template" => "template_code",
+            "--request-id" => "request_id",
+            "--priority" => {
+                let p: i64 = args.parsed(flag, inline, "a whole number from 1 to 10")?;
+                body.insert("priority".into(), json!(p));
+                continue;
+            }
+            "--var" => {
+                let v = args.value(flag, inline)?;
+                let (name, value) = v
+                    .split_once('=')
+                    .ok_or_else(|| usage(format!("--var takes NAME=VALUE, not `{v}`")))?;
+                variables.insert(name.to_string(), Value::String(value.to_string()));
+                continue;
+            }
+            "--variables" => {
+                let v = args.value(flag, inline)?;
+                match serde_json::from_str::<Value>(v) {
+                    Ok(Value::Object(m)) => variables.extend(m),
+                    _ => return Err(usage("--variables must be a JSON object")),
+                }
+                continue;
+            }
+            "--correlation-id" => {
+                correlation_id = Some(args.value(flag, inline)?.to_string());
+                continue;
+            }
+            "--producer" => {
+                producer = group(&mut args, flag, inline)?;
+                continue;
+            }
+            other => return Err(usage(format!("unknown argument {other} for send"))),
+        };
+        body.insert(field.into(), Value::String(args.value(flag, inline)?.to_string()));
+    }
+    for (flag, field) in [
+        ("--type", "notification_type"),
+        ("--user", "user_id"),
+        ("--template", "template_code"),
+        ("--request-id", "request_id"),
+    ] {
+        if !body.contains_key(field) {
+            return Err(usage(format!("send needs {flag}")));
+        }
+    }
+    body.insert("variables".into(), Value::Object(variables));
+    Ok(SendArgs {
+        body: Value::Object(body),
+        correlation_id,
+        producer,
     })
 }
 
@@ -372,6 +457,25 @@ mod tests {
             let err = p(line).expect_err(line);
             assert!(err.0.contains(says), "`{line}`: `{}` does not say `{says}`", err.0);
         }
+    }
+
+    #[test]
+    fn send_builds_the_api_body_from_its_flags() {
+        let Command::Send(args) = p("send --type email --user u-1 --template welcome_email --request-id r-1 --var name=Ada --var link=https://x.test/a=b --priority 8 --producer billing").unwrap() else {
+            panic!("not send");
+        };
+        assert_eq!(
+            args.body,
+            serde_json::json!({
+                "notification_type": "email", "user_id": "u-1", "template_code": "welcome_email",
+                "request_id": "r-1", "priority": 8,
+                "variables": {"name": "Ada", "link": "https://x.test/a=b"}
+            })
+        );
+        assert_eq!(args.producer, "billing");
+        let err = p("send --type email --user u-1 --template t").unwrap_err();
+        assert_eq!(err.0, "send needs --request-id");
+        assert!(p("send --var novalue").is_err());
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //!
 //! - `notifyctl token --subject NAME [--scope S]... [--ttl-secs N] [--user]`: issues a JWT
 //!   signed with the key material in `APP_JWT_*`. Prints only the token.
+//! - `notifyctl send --type email|push --user ID --template CODE --request-id ID [--var N=V]...`:
+//!   publishes one request to `notifications.requests` as an internal producer, through the
+//!   producer library (`notify-producer`).
 //! - `notifyctl dlt list --channel email|push [--limit N] [--json] [--all]`: the dead letters
 //!   of a channel that were not replayed yet.
 //! - `notifyctl dlt replay --channel email|push [--notification-id ID]... [--error-class C]
@@ -13,6 +16,7 @@
 
 mod cli;
 mod dlt;
+mod send;
 mod stdout;
 mod token;
 
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
     let result = match &command {
         Command::Help => stdout::line(cli::USAGE),
         Command::Token(args) => token::run(args),
+        Command::Send(args) => send::run(args),
         Command::DltList(args) => dlt::list(args),
         Command::DltReplay(args) => dlt::replay(args),
     };

@@ -2,5 +2,6 @@
 
 pub mod e2e;
 pub mod gateway;
+pub mod ingest;
 pub mod relay;
 pub mod soak;

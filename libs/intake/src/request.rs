@@ -1,4 +1,6 @@
-//! Parsing and validating `POST /api/v1/notifications/` bodies.
+//! Parsing and validating notification requests: `POST /api/v1/notifications/` bodies, and
+//! producer requests from `notifications.requests` (the ingest service maps each record to the
+//! same body first, so both are held to exactly these rules).
 //!
 //! The body is deserialized into [`SendNotificationBody`] (the type the OpenAPI document
 //! shows; unknown and camelCase fields are reported, all of them) and then checked field by
