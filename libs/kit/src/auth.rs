@@ -21,6 +21,10 @@ pub const SCOPE_SEND: &str = "notifications:send";
 pub const SCOPE_READ: &str = "notifications:read";
 /// Scope that allows posting delivery reports.
 pub const SCOPE_STATUS_WRITE: &str = "notifications:status";
+/// Scope that allows reading the suppression list (user-svc, operators).
+pub const SCOPE_SUPPRESSIONS_READ: &str = "suppressions:read";
+/// Scope that allows adding and lifting suppressions (user-svc, operators, the webhooks).
+pub const SCOPE_SUPPRESSIONS_WRITE: &str = "suppressions:write";
 
 /// Who signed tokens and how they are checked.
 #[derive(Clone)]
