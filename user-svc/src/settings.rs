@@ -9,7 +9,7 @@ use notify_kit::{
 };
 use notify_lookup::CacheSettings;
 
-use crate::password::HashingParams;
+use crate::{password::HashingParams, unsubscribe::UnsubscribeSettings};
 
 /// Everything user-svc reads at start.
 #[derive(Debug, Clone)]
@@ -44,6 +44,9 @@ pub struct Settings {
     /// The lookup cache to invalidate (`APP_REDIS_URL`, `APP_CACHE_PREFIX`,
     /// `APP_REDIS_TIMEOUT_MS`).
     pub cache: CacheSettings,
+    /// One-click unsubscribe links (`APP_UNSUBSCRIBE_SECRET`, `APP_UNSUBSCRIBE_TTL_DAYS`,
+    /// `APP_PUBLIC_BASE_URL`; see [`UnsubscribeSettings`]).
+    pub unsubscribe: UnsubscribeSettings,
 }
 
 impl Settings {
@@ -71,6 +74,7 @@ impl Settings {
             },
             auth: AuthSettings::from_env()?,
             cache: CacheSettings::from_env()?,
+            unsubscribe: UnsubscribeSettings::from_env()?,
         })
     }
 }

@@ -52,6 +52,11 @@ async fn spawn_services() -> Services {
             },
             auth: test_support::auth_settings(),
             cache: cache_settings(&prefix),
+            unsubscribe: user_svc::unsubscribe::UnsubscribeSettings {
+                secret: "unsubscribe-test-secret-unsubscribe-test-secret".to_string().into(),
+                ttl: Duration::from_secs(24 * 3600),
+                public_base_url: "https://notify.example.com".into(),
+            },
         })
         .await;
     let templates = spawn_app::<template_svc::startup::Application>(&template_svc::db::MIGRATOR, |db| {

@@ -1,5 +1,7 @@
 //! The user database (`notify_users`): migrations and SQL.
 
+pub mod preferences;
+pub mod suppressions;
 pub mod users;
 
 use anyhow::Context;

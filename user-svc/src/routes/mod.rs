@@ -1,8 +1,11 @@
 //! HTTP routes of user-svc.
 
 pub mod auth;
+pub mod delivery;
 pub mod health;
 pub mod openapi;
+pub mod suppressions;
+pub mod unsubscribe;
 pub mod users;
 
 use actix_web::web;
@@ -11,7 +14,7 @@ use notify_lookup::Cache;
 use notify_schemas::ids::UserId;
 use sqlx::PgPool;
 
-use crate::password::Passwords;
+use crate::{password::Passwords, unsubscribe::UnsubscribeLinks};
 
 /// Registers every route of user-svc, each resource module its own paths (in their
 /// canonical form; [`notify_kit::http::trailing_slash`] forgives the other).
@@ -20,6 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     openapi::configure(cfg);
     auth::configure(cfg);
     users::configure(cfg);
+    suppressions::configure(cfg);
+    unsubscribe::configure(cfg);
     cfg.route("/metrics", web::get().to(notify_kit::metrics::endpoint));
 }
 
@@ -32,6 +37,8 @@ pub struct AppState {
     pub user_token_ttl: std::time::Duration,
     pub open_registration: bool,
     pub cache: Cache,
+    /// Mints and verifies the one-click unsubscribe links.
+    pub links: UnsubscribeLinks,
 }
 
 impl AppState {

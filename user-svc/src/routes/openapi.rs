@@ -4,13 +4,13 @@ use actix_web::web;
 use notify_kit::openapi::BearerAuth;
 use utoipa::OpenApi;
 
-use super::{auth, health, users};
-use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, PushTokenBody};
+use super::{auth, delivery, health, suppressions, unsubscribe, users};
+use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, PushTokenBody, SuppressionBody};
 
 /// user-svc's API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "User service", description = "Users, their contacts (email, push tokens) and channel preferences, and login. Every response is the envelope {success, data, message, meta}. Scopes: `users:read`, `users:write` (services), `users:self` (login tokens: own record only)."),
+    info(title = "User service", description = "Users, their contacts (email, push tokens) and channel preferences, and login. Every response is the envelope {success, data, message, meta}. Scopes: `users:read`, `users:write` (services), `users:self` (login tokens: own record only), `suppressions:read`, `suppressions:write` (operators, provider webhooks). `/api/v1/unsubscribe` needs no token: its signed `token` parameter is the authority."),
     paths(
         users::create,
         users::list,
@@ -20,6 +20,12 @@ use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, P
         users::add_push_token,
         users::remove_push_token,
         users::set_preferences,
+        suppressions::list,
+        suppressions::get,
+        suppressions::put,
+        suppressions::delete,
+        unsubscribe::confirm,
+        unsubscribe::unsubscribe,
         auth::login,
         health::health
     ),
@@ -32,6 +38,13 @@ use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, P
         users::PushTokenView,
         users::UserView,
         users::Deleted,
+        delivery::RecipientView,
+        delivery::DeliveryView,
+        delivery::EmailDeliveryView,
+        delivery::SuppressedView,
+        SuppressionBody,
+        suppressions::SuppressionView,
+        unsubscribe::Unsubscribed,
         LoginBody,
         auth::TokenView,
         notify_kit::envelope::PageMeta,
@@ -39,7 +52,7 @@ use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, P
         notify_kit::envelope::FieldErrorBody,
     )),
     modifiers(&BearerAuth),
-    tags((name = "users"), (name = "auth"), (name = "health"))
+    tags((name = "users"), (name = "suppressions"), (name = "unsubscribe"), (name = "auth"), (name = "health"))
 )]
 pub struct ApiDoc;
 
@@ -62,5 +75,6 @@ mod tests {
         assert_request_body_is::<PushTokenBody>(&doc, "post", "/api/v1/users/{id}/push-tokens");
         assert_request_body_is::<PreferencesBody>(&doc, "put", "/api/v1/users/{id}/preferences");
         assert_request_body_is::<LoginBody>(&doc, "post", "/api/v1/auth/login");
+        assert_request_body_is::<SuppressionBody>(&doc, "put", "/api/v1/suppressions/{channel}/{address}");
     }
 }

@@ -10,3 +10,5 @@ mod helpers;
 mod listing;
 mod login;
 mod ownership;
+mod suppressions;
+mod unsubscribe;
