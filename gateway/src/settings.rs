@@ -7,7 +7,10 @@ use notify_kit::{
     settings,
     settings::{SecretUrl, SettingsError},
 };
-use notify_lookup::LookupSettings;
+use notify_lookup::{CacheSettings, LookupSettings};
+use secrecy::SecretString;
+
+use crate::domain::webhooks::sendgrid::SendGridVerifier;
 
 /// Everything the gateway reads at start.
 #[derive(Debug, Clone)]
@@ -34,6 +37,74 @@ pub struct Settings {
     /// `APP_REDIS_URL`…), to reject unknown users and templates up front. `None` when
     /// `APP_VALIDATE_REFERENCES=false`.
     pub lookup: Option<LookupSettings>,
+    /// The provider webhooks (`APP_SENDGRID_WEBHOOK_*`, `APP_MAILGUN_WEBHOOK_*`, `APP_WEBHOOK_*`).
+    pub webhooks: WebhookSettings,
+}
+
+/// The provider webhooks (`POST /api/v1/webhooks/{sendgrid,mailgun}`). An endpoint whose key
+/// is not set answers 404 (not configured).
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// `APP_SENDGRID_WEBHOOK_PUBLIC_KEY`: the Signed Event Webhook's verification key as
+    /// SendGrid shows it (base64 of the DER SubjectPublicKeyInfo of a P-256 key). Checked at
+    /// start.
+    pub sendgrid: Option<SendGridVerifier>,
+    /// `APP_MAILGUN_WEBHOOK_SIGNING_KEY`: Mailgun's HTTP webhook signing key. Secret.
+    pub mailgun_signing_key: Option<SecretString>,
+    /// `APP_WEBHOOK_MAX_AGE_SECS` (default 300): how far a Mailgun signature's timestamp may
+    /// be from now, either way; a token is remembered twice as long.
+    pub max_age: Duration,
+    /// `APP_WEBHOOK_MAX_BODY_BYTES` (default 1048576): largest webhook body (SendGrid posts
+    /// batches of events, well under a megabyte).
+    pub max_body_bytes: usize,
+    /// `APP_USER_SVC_URL` (default `http://127.0.0.1:8082`): where suppressions are written.
+    pub user_svc_url: String,
+    /// `APP_DIRECTORY_TIMEOUT_MS` (default 2000): bound on each call to user-svc.
+    pub user_svc_timeout: Duration,
+    /// Redis for the used Mailgun tokens (`APP_REDIS_URL`, `APP_CACHE_PREFIX`,
+    /// `APP_REDIS_TIMEOUT_MS`).
+    pub redis: CacheSettings,
+}
+
+impl WebhookSettings {
+    /// Reads the variables above.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        const SENDGRID_KEY: &str = "APP_SENDGRID_WEBHOOK_PUBLIC_KEY";
+        let sendgrid = settings::optional(SENDGRID_KEY)
+            .map(|k| SendGridVerifier::from_base64_der(&k).map_err(|e| SettingsError::invalid(SENDGRID_KEY, e)))
+            .transpose()?;
+        let max_age: u64 = settings::parse("APP_WEBHOOK_MAX_AGE_SECS", 300)?;
+        if max_age == 0 {
+            return Err(SettingsError::invalid("APP_WEBHOOK_MAX_AGE_SECS", "must be > 0"));
+        }
+        Ok(Self {
+            sendgrid,
+            mailgun_signing_key: settings::secret("APP_MAILGUN_WEBHOOK_SIGNING_KEY"),
+            max_age: Duration::from_secs(max_age),
+            max_body_bytes: settings::positive("APP_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)?,
+            user_svc_url: settings::string("APP_USER_SVC_URL", "http://127.0.0.1:8082"),
+            user_svc_timeout: settings::millis("APP_DIRECTORY_TIMEOUT_MS", 2000)?,
+            redis: CacheSettings::from_env()?,
+        })
+    }
+
+    /// Neither webhook configured (tests start from this).
+    pub fn disabled() -> Self {
+        Self {
+            sendgrid: None,
+            mailgun_signing_key: None,
+            max_age: Duration::from_secs(300),
+            max_body_bytes: 1024 * 1024,
+            user_svc_url: "http://127.0.0.1:8082".into(),
+            user_svc_timeout: Duration::from_secs(2),
+            redis: CacheSettings {
+                redis_url: SecretUrl::new("redis://127.0.0.1:6379"),
+                prefix: String::new(),
+                ttl: Duration::from_secs(30),
+                op_timeout: Duration::from_millis(250),
+            },
+        }
+    }
 }
 
 impl Settings {
@@ -59,6 +130,7 @@ impl Settings {
             } else {
                 None
             },
+            webhooks: WebhookSettings::from_env()?,
         })
     }
 }

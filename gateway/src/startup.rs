@@ -54,6 +54,7 @@ impl HttpApplication for Application {
             }
             None => None,
         };
+        let webhooks = std::sync::Arc::new(routes::webhooks::Webhooks::new(&settings.webhooks, &settings.auth)?);
         let state = AppState {
             pool: pool.clone(),
             idempotency_ttl: settings.idempotency_ttl,
@@ -61,6 +62,7 @@ impl HttpApplication for Application {
             // At most one NOTIFY per 2 ms however many notifications are accepted: the relay
             // takes a whole batch per wake anyway.
             relay_waker: RelayWaker::spawn(pool.clone(), Duration::from_millis(2)),
+            webhooks,
         };
         let sweeper = CancellationToken::new();
         tokio::spawn(sweep_idempotency_keys(pool, sweeper.clone()));

@@ -9,7 +9,7 @@ use notify_kit::{
 };
 use notify_lookup::CacheSettings;
 
-use crate::{password::HashingParams, unsubscribe::UnsubscribeSettings};
+use crate::{domain::DeviceDefaults, password::HashingParams, unsubscribe::UnsubscribeSettings};
 
 /// Everything user-svc reads at start.
 #[derive(Debug, Clone)]
@@ -44,6 +44,10 @@ pub struct Settings {
     /// The lookup cache to invalidate (`APP_REDIS_URL`, `APP_CACHE_PREFIX`,
     /// `APP_REDIS_TIMEOUT_MS`).
     pub cache: CacheSettings,
+    /// `APP_PUSH_DEFAULT_PROVIDERS`: the push provider of a device registered without one,
+    /// as `platform=provider` pairs (default `android=fcm,ios=fcm,web=webpush`; platforms
+    /// left out keep theirs).
+    pub device_defaults: DeviceDefaults,
     /// One-click unsubscribe links (`APP_UNSUBSCRIBE_SECRET`, `APP_UNSUBSCRIBE_TTL_DAYS`,
     /// `APP_PUBLIC_BASE_URL`; see [`UnsubscribeSettings`]).
     pub unsubscribe: UnsubscribeSettings,
@@ -74,6 +78,7 @@ impl Settings {
             },
             auth: AuthSettings::from_env()?,
             cache: CacheSettings::from_env()?,
+            device_defaults: DeviceDefaults::parse(&settings::string("APP_PUSH_DEFAULT_PROVIDERS", ""))?,
             unsubscribe: UnsubscribeSettings::from_env()?,
         })
     }

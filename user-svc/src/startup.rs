@@ -65,6 +65,7 @@ impl HttpApplication for Application {
             user_token_ttl: settings.user_token_ttl,
             open_registration: settings.open_registration,
             cache,
+            device_defaults: settings.device_defaults,
             links,
         };
         notify_kit::metrics::install();

@@ -12,3 +12,4 @@ mod outages;
 mod providers;
 mod push_delivery;
 mod tracing;
+mod webhooks;

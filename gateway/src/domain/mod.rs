@@ -5,6 +5,7 @@
 pub mod references;
 mod report;
 mod request;
+pub mod webhooks;
 
 pub use report::{DeliveryReport, DeliveryReportBody};
 pub use request::{NotificationRequest, Priority, RequestId, SendNotificationBody, TemplateCode, HIGH_PRIORITY_MIN};

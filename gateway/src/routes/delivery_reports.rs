@@ -12,16 +12,13 @@ use notify_kit::{
     correlation::{CorrelationId, TraceParent},
     ApiError, ApiResponse,
 };
-use notify_schemas::{
-    headers, ids::NotificationId, topics::Topics, Channel, NotificationStatusChanged, NOTIFICATION_STATUS,
-};
-use notify_store::notifications::NewOutboxMessage;
+use notify_schemas::{ids::NotificationId, Channel};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::domain::DeliveryReport;
+use crate::{domain::DeliveryReport, outbox::ReportedStatus};
 
 /// Registers `POST /api/v1/{channel}/status/`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -78,36 +75,19 @@ pub async fn report(
             ),
         ));
     }
-    let event = NotificationStatusChanged {
-        notification_id: report.notification_id,
-        channel,
-        status: report.status,
-        attempt: attempts,
-        occurred_at: report.timestamp.timestamp_millis(),
-        error: report.error,
-        provider: Some(format!("report:{}", caller.subject)),
-        correlation_id: correlation.as_str().to_string(),
-        template_version: None,
-        language: None,
-        source: "provider-report".into(),
-    };
-    let key = report.notification_id.to_string();
-    let payload = serde_json::to_value(&event).context("failed to serialise the event")?;
-    let hdrs = json!({
-        headers::NOTIFICATION_ID: key,
-        headers::CORRELATION_ID: correlation.as_str(),
-        headers::TRACEPARENT: trace.0,
-    });
-    let topic = Topics::new("").status();
-    notify_store::outbox::enqueue(
+    crate::outbox::enqueue_status_change(
         &state.pool,
-        &NewOutboxMessage {
-            shard: notify_store::shard_of(&key),
-            topic: &topic,
-            message_key: &key,
-            event_type: NOTIFICATION_STATUS.subject,
-            payload: &payload,
-            headers: &hdrs,
+        &correlation,
+        &trace,
+        ReportedStatus {
+            notification_id: report.notification_id,
+            channel,
+            status: report.status,
+            attempt: attempts,
+            occurred_at: report.timestamp,
+            error: report.error,
+            provider: format!("report:{}", caller.subject),
+            source: "provider-report",
         },
     )
     .await

@@ -4,6 +4,7 @@ pub mod delivery_reports;
 pub mod health;
 pub mod notifications;
 pub mod openapi;
+pub mod webhooks;
 
 use actix_web::web;
 use notify_kit::health::HealthReport;
@@ -16,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     openapi::configure(cfg);
     notifications::configure(cfg);
     delivery_reports::configure(cfg);
+    webhooks::configure(cfg);
     cfg.route("/metrics", web::get().to(notify_kit::metrics::endpoint));
 }
 
@@ -28,6 +30,8 @@ pub struct AppState {
     pub references: Option<std::sync::Arc<crate::domain::references::References>>,
     /// Wakes the relays after a commit (coalesced `NOTIFY`).
     pub relay_waker: notify_store::outbox::RelayWaker,
+    /// The provider webhooks' verifiers, replay guard and suppression client.
+    pub webhooks: std::sync::Arc<webhooks::Webhooks>,
 }
 
 /// Used only to name a type for the OpenAPI document.

@@ -47,6 +47,9 @@ pub struct Accepted {
 pub struct HistoryEntry {
     pub status: String,
     pub attempt: i32,
+    /// Why it failed or was skipped; for a push that some device did not get, every
+    /// device's result (`devices: android fcm {device id}: sent; web webpush {device id}:
+    /// gone, removed: …`).
     pub error: Option<String>,
     pub provider: Option<String>,
     pub occurred_at: DateTime<Utc>,
@@ -65,6 +68,7 @@ pub struct NotificationView {
     pub priority: i16,
     pub status: String,
     pub attempts: i32,
+    /// The latest `error` of the history (see [`HistoryEntry::error`]).
     pub last_error: Option<String>,
     /// Template version used for delivery (once sent).
     pub template_version: Option<i32>,

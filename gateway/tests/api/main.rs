@@ -10,3 +10,4 @@ mod helpers;
 mod idempotency;
 mod notifications;
 mod validation;
+mod webhooks;

@@ -21,10 +21,14 @@ pub const SCOPE_SEND: &str = "notifications:send";
 pub const SCOPE_READ: &str = "notifications:read";
 /// Scope that allows posting delivery reports.
 pub const SCOPE_STATUS_WRITE: &str = "notifications:status";
-/// Scope that allows reading the suppression list (user-svc, operators).
-pub const SCOPE_SUPPRESSIONS_READ: &str = "suppressions:read";
-/// Scope that allows adding and lifting suppressions (user-svc, operators, the webhooks).
+/// Scope of the push worker at user-svc: mark devices used and remove the ones a provider
+/// says are gone (nothing else about users).
+pub const SCOPE_USERS_DEVICES_WRITE: &str = "users:devices:write";
+/// Scope that allows adding entries to the suppression list (user-svc): the gateway's
+/// provider webhooks (bounces, complaints, unsubscribes).
 pub const SCOPE_SUPPRESSIONS_WRITE: &str = "suppressions:write";
+/// Scope that allows reading the suppression list (user-svc).
+pub const SCOPE_SUPPRESSIONS_READ: &str = "suppressions:read";
 
 /// Who signed tokens and how they are checked.
 #[derive(Clone)]

@@ -6,7 +6,12 @@
 //! - [`TemplateLookup::get`]: a template's active version in a language (with
 //!   template-svc's fallback) from template-svc; `None` when there is no such template.
 //!
-//! Both authenticate with a service token from a [`TokenSource`]. Errors say whether a
+//! - [`DeviceRegistry`]: what delivery tells user-svc about devices: which were used
+//!   (`last_used_at`), which a provider says are gone (removed, with the reason).
+//! - [`SuppressionClient::suppress`]: adds an address to user-svc's suppression list (the
+//!   gateway's provider webhooks).
+//!
+//! All authenticate with a service token from a [`TokenSource`]. Errors say whether a
 //! retry can help ([`LookupError::Unavailable`]) or not.
 //!
 //! ## Cache keys
@@ -29,20 +34,26 @@
 
 mod cache;
 mod client;
+mod devices;
 mod error;
 mod settings;
+mod suppressions;
 mod templates;
 mod token;
 mod users;
 
 pub use cache::{keys, Cache, CacheError};
+pub use devices::{DeviceRegistry, MAX_USED_BATCH};
 pub use error::LookupError;
 pub use settings::{CacheSettings, LookupSettings};
+pub use suppressions::{Suppression, SuppressionClient, SuppressionReason};
 pub use templates::{ResolvedTemplate, TemplateLookup};
 pub use token::TokenSource;
-pub use users::{Platform, Preferences, PushTarget, Recipient, RecipientLookup, Suppressed};
+pub use users::{Platform, Preferences, PushProvider, PushTarget, Recipient, RecipientLookup, Suppressed};
 
 /// Scope a service token needs to read users.
 pub const SCOPE_USERS_READ: &str = "users:read";
+/// Scope a service token needs to report device use and remove gone devices.
+pub const SCOPE_USERS_DEVICES_WRITE: &str = notify_kit::auth::SCOPE_USERS_DEVICES_WRITE;
 /// Scope a service token needs to read templates.
 pub const SCOPE_TEMPLATES_READ: &str = "templates:read";

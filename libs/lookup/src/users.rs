@@ -49,11 +49,66 @@ impl std::str::FromStr for Platform {
     }
 }
 
+/// The push provider a device belongs to: who can deliver to its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum PushProvider {
+    /// Firebase Cloud Messaging (Android, iOS through APNs, and FCM web tokens). The
+    /// default, and the only provider before devices named theirs.
+    #[default]
+    #[serde(rename = "fcm")]
+    Fcm,
+    /// A browser's Web Push subscription (RFC 8030/8291), platform `web` only.
+    #[serde(rename = "webpush")]
+    WebPush,
+    /// A OneSignal subscription id.
+    #[serde(rename = "onesignal")]
+    OneSignal,
+}
+
+impl PushProvider {
+    /// `fcm`, `webpush` or `onesignal`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fcm => "fcm",
+            Self::WebPush => "webpush",
+            Self::OneSignal => "onesignal",
+        }
+    }
+}
+
+impl std::fmt::Display for PushProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PushProvider {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fcm" => Ok(Self::Fcm),
+            "webpush" => Ok(Self::WebPush),
+            "onesignal" => Ok(Self::OneSignal),
+            _ => Err("must be `fcm`, `webpush` or `onesignal`".into()),
+        }
+    }
+}
+
 /// A device to push to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushTarget {
+    /// user-svc's id of the device (nil from a user-svc that predates device ids).
+    #[serde(default)]
+    pub id: Uuid,
+    /// The provider's address of the device: an FCM registration token, a OneSignal
+    /// subscription id, or a Web Push subscription as JSON
+    /// (`{"endpoint", "keys": {"p256dh", "auth"}}`).
     pub token: String,
     pub platform: Platform,
+    /// Who delivers to it (`fcm` from a user-svc that predates providers).
+    #[serde(default)]
+    pub provider: PushProvider,
 }
 
 /// Whether the user accepts each channel.

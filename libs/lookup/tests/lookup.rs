@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use notify_kit::settings::SecretUrl;
 use notify_lookup::{
-    keys, Cache, CacheSettings, LookupError, Platform, RecipientLookup, TemplateLookup, TokenSource,
-    SCOPE_TEMPLATES_READ, SCOPE_USERS_READ,
+    keys, Cache, CacheSettings, DeviceRegistry, LookupError, Platform, PushProvider, RecipientLookup, TemplateLookup,
+    TokenSource, SCOPE_TEMPLATES_READ, SCOPE_USERS_DEVICES_WRITE, SCOPE_USERS_READ,
 };
 use notify_templates::{Channel, Language, TemplateCode, TemplateContent};
 use redis::AsyncCommands;
@@ -52,6 +52,7 @@ async fn spawn_services() -> Services {
             },
             auth: test_support::auth_settings(),
             cache: cache_settings(&prefix),
+            device_defaults: Default::default(),
             unsubscribe: user_svc::unsubscribe::UnsubscribeSettings {
                 secret: "unsubscribe-test-secret-unsubscribe-test-secret".to_string().into(),
                 ttl: Duration::from_secs(24 * 3600),
@@ -127,7 +128,7 @@ impl Services {
                 Some(json!({
                     "name": "Ann",
                     "email": email,
-                    "push_token": {"token": "ios-1", "platform": "ios"},
+                    "push_token": {"token": "ios-token-1", "platform": "ios"},
                     "preferences": {"email": true, "push": true},
                     "password": "long enough password",
                     "language": "pt-BR"
@@ -224,8 +225,10 @@ async fn a_recipient_is_looked_up_and_then_served_from_the_cache() {
     assert_eq!(r.language.as_str(), "pt-BR");
     assert!(r.preferences.email && r.preferences.push);
     assert_eq!(r.push_tokens.len(), 1);
-    assert_eq!(r.push_tokens[0].token, "ios-1");
+    assert_eq!(r.push_tokens[0].token, "ios-token-1");
     assert_eq!(r.push_tokens[0].platform, Platform::Ios);
+    assert_eq!(r.push_tokens[0].provider, PushProvider::Fcm);
+    assert!(!r.push_tokens[0].id.is_nil(), "the device has user-svc's id");
 
     let generation = s.generation(keys::user_generation(&s.prefix, id)).await;
     assert!(generation >= 1, "creating the user bumped its generation");
@@ -260,7 +263,7 @@ async fn a_change_through_user_svc_is_seen_by_the_next_lookup() {
 
     s.send(
         reqwest::Method::DELETE,
-        format!("{}/api/v1/users/{id}/push-tokens/ios-1", s.users.address),
+        format!("{}/api/v1/users/{id}/push-tokens/ios-token-1", s.users.address),
         "users:write",
         None,
     )
@@ -315,6 +318,43 @@ async fn a_suppression_put_or_lifted_through_user_svc_is_seen_by_the_next_lookup
         .unwrap();
     assert_eq!(lifted.status(), reqwest::StatusCode::NO_CONTENT);
     assert_eq!(users.get(id).await.unwrap().unwrap().email_suppressed, None);
+}
+
+#[tokio::test]
+async fn a_device_reported_gone_is_removed_and_the_next_lookup_lacks_it() {
+    let s = spawn_services().await;
+    let id = s.create_user("phone@example.com").await;
+    let users = s.users();
+    let before = users.get(id).await.unwrap().unwrap();
+    assert_eq!(before.push_tokens.len(), 1, "cached with its device");
+    let registry = DeviceRegistry::new(
+        &s.users.address,
+        TokenSource::issuer(
+            test_support::issuer(),
+            "push-worker",
+            &[SCOPE_USERS_DEVICES_WRITE],
+            Duration::from_secs(300),
+        ),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+
+    assert_eq!(registry.mark_used(&[before.push_tokens[0].id]).await.unwrap(), 1);
+    assert!(registry.remove_gone("ios-token-1", "fcm: UNREGISTERED").await.unwrap());
+
+    assert!(
+        users.get(id).await.unwrap().unwrap().push_tokens.is_empty(),
+        "removal bumped the cache generation"
+    );
+    assert!(
+        !registry.remove_gone("ios-token-1", "fcm: UNREGISTERED").await.unwrap(),
+        "a second report finds nothing to remove"
+    );
+    let reader_only = DeviceRegistry::new(&s.users.address, worker_tokens(), Duration::from_secs(2)).unwrap();
+    assert!(matches!(
+        reader_only.mark_used(&[Uuid::new_v4()]).await,
+        Err(LookupError::Unauthorized { .. })
+    ));
 }
 
 #[tokio::test]

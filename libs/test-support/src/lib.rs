@@ -13,6 +13,7 @@ pub mod prometheus;
 pub mod redis;
 pub mod servers;
 pub mod smtp;
+pub mod webhooks;
 
 pub use app::{spawn_app, spawn_app_with, TestApp};
 

@@ -9,14 +9,17 @@ use notify_kit::{
     auth::JwtIssuer,
     health::{check, HealthReport},
 };
-use notify_lookup::{Cache, RecipientLookup, TemplateLookup, TokenSource, SCOPE_TEMPLATES_READ, SCOPE_USERS_READ};
-use notify_schemas::registry::SchemaRegistry;
+use notify_lookup::{
+    Cache, DeviceRegistry, RecipientLookup, TemplateLookup, TokenSource, SCOPE_TEMPLATES_READ,
+    SCOPE_USERS_DEVICES_WRITE, SCOPE_USERS_READ,
+};
+use notify_schemas::{registry::SchemaRegistry, Channel};
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    consumer::Runtime, ledger::Ledger, pipeline::Pipeline, provider::Provider, settings::Settings,
-    status_events::StatusEncoder,
+    consumer::Runtime, devices::DeviceUpkeep, ledger::Ledger, pipeline::Pipeline, provider::Provider,
+    settings::Settings, status_events::StatusEncoder,
 };
 
 /// A worker ready to run.
@@ -39,12 +42,20 @@ impl Application {
         crate::metric_series::register(settings.channel, provider.name(), &settings.tiers);
         let registry = SchemaRegistry::new(&settings.schema_registry_url)?;
         let issuer = JwtIssuer::new(&settings.auth).context("cannot sign service tokens")?;
-        let tokens = TokenSource::issuer(
-            issuer,
-            settings.service,
-            &[SCOPE_USERS_READ, SCOPE_TEMPLATES_READ],
-            Duration::from_secs(600),
-        );
+        // The push worker also reports devices used and gone; nothing else writes.
+        let scopes: &[&str] = match settings.channel {
+            Channel::Push => &[SCOPE_USERS_READ, SCOPE_TEMPLATES_READ, SCOPE_USERS_DEVICES_WRITE],
+            Channel::Email => &[SCOPE_USERS_READ, SCOPE_TEMPLATES_READ],
+        };
+        let tokens = TokenSource::issuer(issuer, settings.service, scopes, Duration::from_secs(600));
+        let devices = match settings.channel {
+            Channel::Push => DeviceUpkeep::start(DeviceRegistry::new(
+                &settings.lookup.user_svc_url,
+                tokens.clone(),
+                settings.lookup.timeout,
+            )?),
+            Channel::Email => DeviceUpkeep::disabled(),
+        };
         let cache = Cache::new(&settings.lookup.cache).context("invalid cache settings")?;
         let users = RecipientLookup::with_timeout(
             &settings.lookup.user_svc_url,
@@ -109,6 +120,7 @@ impl Application {
                 users,
                 templates,
                 ledger,
+                devices,
             },
             status: StatusEncoder::new(registry.clone()),
             registry,

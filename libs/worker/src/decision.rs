@@ -5,7 +5,7 @@
 //!
 //! | outcome | follow-up record | status |
 //! |---|---|---|
-//! | sent (some targets may have rejected it) | none | `sent` (with the rejections as error) |
+//! | sent (some targets may have rejected it) | none | `sent` (with the rejections as error; for push, every device's result: `devices: android fcm {id}: sent; web webpush {id}: gone, removed: …`) |
 //! | skipped (deleted user, opted out, no device) | none | `skipped` with the reason |
 //! | transient failure, a tier has attempts left | the tier's topic, due after its delay | `retrying` |
 //! | transient failure, tiers used up | the dead-letter topic, class `exhausted` | `dead_lettered` |
@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use notify_schemas::{headers::ErrorClass, ids::NotificationId, topics::Topics, Channel, DeliveryStatus};
 
 use crate::{
-    pipeline::{Failure, Outcome},
+    pipeline::{device_summary, Failure, Outcome},
     routing::{failure_headers, FailureInfo, Position},
     settings::Tier,
     status_events::StatusUpdate,
@@ -131,13 +131,18 @@ pub fn decide(policy: &Policy<'_>, record: &Attempted<'_>, outcome: &Outcome, no
             language,
             rejected,
             provider,
+            devices,
             ..
         } => Decision {
             verdict: Verdict::Sent,
             failure_record: None,
             status: status(
                 DeliveryStatus::Sent,
-                (!rejected.is_empty()).then(|| format!("rejected: {}", rejected.join("; "))),
+                if devices.is_empty() {
+                    (!rejected.is_empty()).then(|| format!("rejected: {}", rejected.join("; ")))
+                } else {
+                    device_summary(devices)
+                },
             )
             .map(|s| StatusUpdate {
                 template_version: i32::try_from(*template_version).ok(),
@@ -320,6 +325,7 @@ mod tests {
                 language: "de".into(),
                 sent_now: 1,
                 rejected: vec![],
+                devices: vec![],
                 provider: None,
             },
         );
@@ -334,6 +340,59 @@ mod tests {
     }
 
     #[test]
+    fn a_push_sent_to_some_devices_lists_every_device_result() {
+        use crate::pipeline::{DeviceOutcome, DeviceReport};
+        let id = |n: u128| uuid::Uuid::from_u128(n);
+        let device = |n, platform, provider, outcome| DeviceReport {
+            device_id: id(n),
+            platform,
+            provider,
+            outcome,
+        };
+        let d = Case::new().decide(
+            1,
+            &Outcome::Sent {
+                template_version: 1,
+                language: "en".into(),
+                sent_now: 2,
+                rejected: vec!["410".into()],
+                devices: vec![
+                    device(1, "android", "fcm", DeviceOutcome::Sent),
+                    device(2, "ios", "fcm", DeviceOutcome::SentBefore),
+                    device(3, "web", "webpush", DeviceOutcome::Gone("410".into())),
+                ],
+                provider: None,
+            },
+        );
+        let s = d.status.unwrap();
+        assert_eq!(s.status, DeliveryStatus::Sent);
+        assert_eq!(
+            s.error.as_deref(),
+            Some(
+                "devices: android fcm 00000000-0000-0000-0000-000000000001: sent; \
+                 ios fcm 00000000-0000-0000-0000-000000000002: sent (earlier attempt); \
+                 web webpush 00000000-0000-0000-0000-000000000003: gone, removed: 410"
+            )
+        );
+        let all_sent = Case::new().decide(
+            1,
+            &Outcome::Sent {
+                template_version: 1,
+                language: "en".into(),
+                sent_now: 1,
+                rejected: vec![],
+                devices: vec![device(1, "android", "fcm", DeviceOutcome::Sent)],
+                provider: None,
+            },
+        );
+        assert_eq!(
+            all_sent.status.unwrap().error,
+            None,
+            "nothing to report when every device got it"
+        );
+    }
+
+    #[test]
     fn a_notification_sent_to_some_devices_reports_the_rejected_ones() {
         let d = Case::new().decide(
             2,
@@ -342,6 +401,7 @@ mod tests {
                 language: "en".into(),
                 sent_now: 1,
                 rejected: vec!["token a unregistered".into(), "token b invalid".into()],
+                devices: vec![],
                 provider: None,
             },
         );
@@ -451,6 +511,7 @@ mod tests {
                 language: "en".into(),
                 sent_now: 1,
                 rejected: vec![],
+                devices: vec![],
                 provider: Some("sendgrid".into()),
             },
         );

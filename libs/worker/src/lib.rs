@@ -18,6 +18,8 @@
 //!   outcome).
 //! - [`decision`]: the pure decision an outcome leads to (retry tier, dead letter, status).
 //! - [`routing`]: the headers of retry, dead-letter and status records.
+//! - [`devices`]: after a push, devices used and gone devices reported to user-svc in the
+//!   background (never failing the notification).
 //! - [`ledger`]: the Redis delivery ledger that makes redelivered records harmless.
 //! - [`status_events`]: encoding status events (Avro).
 //! - [`provider`]: the provider boundary (trait, message, failure classes).
@@ -27,6 +29,7 @@ pub mod app;
 pub mod attempt;
 pub mod consumer;
 pub mod decision;
+pub mod devices;
 pub mod ledger;
 pub mod metric_series;
 pub mod pipeline;

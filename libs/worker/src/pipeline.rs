@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Instant};
 
 use notify_kit::tracecontext;
-use notify_lookup::{LookupError, RecipientLookup, TemplateLookup};
+use notify_lookup::{LookupError, PushTarget, RecipientLookup, TemplateLookup};
 use notify_schemas::{
     headers::ErrorClass, ids::NotificationId, registry::SchemaRegistry, wire, Channel, NotificationRequested,
 };
@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
 use crate::{
+    devices::DeviceUpkeep,
     ledger::Ledger,
     provider::{Delivery, FailureKind, OutgoingMessage, Provider},
 };
@@ -78,6 +79,60 @@ fn outage(dependency: &'static str, message: impl std::fmt::Display) -> Interrup
     })
 }
 
+/// What happened to one device of a push notification in an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceOutcome {
+    /// The provider took it in this attempt.
+    Sent,
+    /// An earlier attempt delivered it (the ledger says so): not sent again.
+    SentBefore,
+    /// The provider says the device no longer exists; it is being removed from user-svc.
+    Gone(String),
+    /// The provider refused it for good (another reason than gone).
+    Rejected(String),
+    /// Not delivered yet: a transient failure, retried with the notification.
+    Failed(String),
+}
+
+/// One device's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceReport {
+    /// user-svc's device id (nil from a user-svc that predates device ids).
+    pub device_id: uuid::Uuid,
+    pub platform: &'static str,
+    pub provider: &'static str,
+    pub outcome: DeviceOutcome,
+}
+
+impl std::fmt::Display for DeviceReport {
+    /// `web 0193…: gone (removed): push provider answered 410`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}: ", self.platform, self.provider, self.device_id)?;
+        match &self.outcome {
+            DeviceOutcome::Sent => f.write_str("sent"),
+            DeviceOutcome::SentBefore => f.write_str("sent (earlier attempt)"),
+            DeviceOutcome::Gone(m) => write!(f, "gone, removed: {m}"),
+            DeviceOutcome::Rejected(m) => write!(f, "rejected: {m}"),
+            DeviceOutcome::Failed(m) => write!(f, "not yet: {m}"),
+        }
+    }
+}
+
+/// The per-device part of a status: every device's result when one of them did not get it
+/// (`None` when every device got it, or for email).
+pub fn device_summary(devices: &[DeviceReport]) -> Option<String> {
+    let all_sent = devices
+        .iter()
+        .all(|d| matches!(d.outcome, DeviceOutcome::Sent | DeviceOutcome::SentBefore));
+    if all_sent {
+        return None;
+    }
+    Some(format!(
+        "devices: {}",
+        devices.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    ))
+}
+
 /// The outcome of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -88,6 +143,8 @@ pub enum Outcome {
         language: String,
         sent_now: usize,
         rejected: Vec<String>,
+        /// Push: what happened to each device (empty for email).
+        devices: Vec<DeviceReport>,
         /// The provider that took it, when a chain says which (else the worker's provider).
         provider: Option<String>,
     },
@@ -154,6 +211,15 @@ pub struct Pipeline {
     pub users: RecipientLookup,
     pub templates: TemplateLookup,
     pub ledger: Ledger,
+    /// Where device use and gone devices are reported (push).
+    pub devices: DeviceUpkeep,
+}
+
+/// One address to deliver to: an email address, or a device.
+struct Target<'a> {
+    address: &'a str,
+    platform: Option<&'static str>,
+    device: Option<&'a PushTarget>,
 }
 
 impl Pipeline {
@@ -189,14 +255,25 @@ impl Pipeline {
                 reason: "recipient not found (deleted user)".into(),
             });
         };
-        let (allowed, targets): (bool, Vec<(String, Option<&'static str>)>) = match self.channel {
-            Channel::Email => (recipient.preferences.email, vec![(recipient.email.clone(), None)]),
+        let (allowed, targets): (bool, Vec<Target<'_>>) = match self.channel {
+            Channel::Email => (
+                recipient.preferences.email,
+                vec![Target {
+                    address: &recipient.email,
+                    platform: None,
+                    device: None,
+                }],
+            ),
             Channel::Push => (
                 recipient.preferences.push,
                 recipient
                     .push_tokens
                     .iter()
-                    .map(|t| (t.token.clone(), Some(t.platform.as_str())))
+                    .map(|t| Target {
+                        address: &t.token,
+                        platform: Some(t.platform.as_str()),
+                        device: Some(t),
+                    })
                     .collect(),
             ),
         };
@@ -249,15 +326,28 @@ impl Pipeline {
         let mut transient: Option<String> = None;
         let mut retry_after: Option<std::time::Duration> = None;
         let mut delivered_by: Option<&'static str> = None;
+        let mut devices: Vec<DeviceReport> = Vec::new();
+        let mut report = |t: &Target<'_>, outcome: DeviceOutcome| {
+            if let Some(d) = t.device {
+                devices.push(DeviceReport {
+                    device_id: d.id,
+                    platform: d.platform.as_str(),
+                    provider: d.provider.as_str(),
+                    outcome,
+                });
+            }
+        };
         // Every provider of the channel is open: nothing to attempt until one is back.
         self.providers_available("circuits open")?;
-        for (target, platform) in &targets {
+        for t in &targets {
+            let (target, platform) = (t.address, &t.platform);
             let done = self
                 .ledger
                 .delivered(job.notification_id(), self.channel, target)
                 .await
                 .map_err(|e| outage("delivery ledger", e))?;
             if done {
+                report(t, DeviceOutcome::SentBefore);
                 continue;
             }
             let started = Instant::now();
@@ -298,35 +388,58 @@ impl Pipeline {
                     sent_now += 1;
                     delivered_by = receipt.provider.or(delivered_by);
                     self.remember(job.notification_id(), target).await;
+                    report(t, DeviceOutcome::Sent);
                 }
                 Err(f) => {
                     if f.alert {
                         tracing::error!(provider = self.provider.name(), error = %f.message, alert = true, "the provider refused our credentials or configuration");
                     }
                     match f.kind {
-                        FailureKind::Permanent | FailureKind::Recipient => rejected.push(f.message),
+                        // Only a device can be gone; the provider decided (never the message
+                        // of a permanent failure of the whole message).
+                        FailureKind::Recipient if t.device.is_some() && f.is_gone() => {
+                            tracing::info!(notification_id = %job.notification_id(), device_id = ?t.device.map(|d| d.id), error = %f.message, "the provider says the device is gone; removing it");
+                            self.devices
+                                .gone(target, &format!("{}: {}", self.provider.name(), f.message));
+                            report(t, DeviceOutcome::Gone(f.message.clone()));
+                            rejected.push(f.message);
+                        }
+                        FailureKind::Permanent | FailureKind::Recipient => {
+                            report(t, DeviceOutcome::Rejected(f.message.clone()));
+                            rejected.push(f.message);
+                        }
                         FailureKind::Transient => {
                             // Every provider of the channel is open: an outage, not this
                             // record's failure (held until one is back).
                             self.providers_available(&f.message)?;
                             retry_after = retry_after.max(f.retry_after);
+                            report(t, DeviceOutcome::Failed(f.message.clone()));
                             transient.get_or_insert(f.message);
                         }
                     }
                 }
             }
         }
+        let used: Vec<uuid::Uuid> = devices
+            .iter()
+            .filter(|d| d.outcome == DeviceOutcome::Sent)
+            .map(|d| d.device_id)
+            .collect();
+        if !used.is_empty() {
+            self.devices.used(used);
+        }
         if let Some(m) = transient {
             return Err(Failure::transient(m).retry_after(retry_after).into());
         }
         if rejected.len() == targets.len() {
-            return Err(Failure::permanent(rejected.join("; ")).into());
+            return Err(Failure::permanent(device_summary(&devices).unwrap_or_else(|| rejected.join("; "))).into());
         }
         Ok(Outcome::Sent {
             template_version: template.version,
             language: template.language.as_str().to_string(),
             sent_now,
             rejected,
+            devices,
             provider: delivered_by.map(str::to_string),
         })
     }

@@ -1,5 +1,6 @@
 //! The user database (`notify_users`): migrations and SQL.
 
+pub mod devices;
 pub mod preferences;
 pub mod suppressions;
 pub mod users;

@@ -1,23 +1,14 @@
-//! Users and push tokens.
+//! Users (their devices: [`super::devices`]).
 
 use chrono::{DateTime, Utc};
-use notify_lookup::{Platform, Preferences};
+use notify_lookup::Preferences;
 use notify_schemas::ids::UserId;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{NewPushToken, NewUser, UserPatch};
-
-/// Most push tokens one user may register.
-pub const MAX_PUSH_TOKENS: i64 = 20;
-
-/// A stored push token.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PushTokenRow {
-    pub token: String,
-    pub platform: String,
-    pub created_at: DateTime<Utc>,
-}
+pub use super::devices::PushTokenRow;
+use super::devices::{self, Attached};
+use crate::domain::{NewUser, UserPatch};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct UserRow {
@@ -76,46 +67,25 @@ pub enum Written<T> {
     Done(T),
     EmailTaken,
     NotFound,
+    /// The push token in the request belongs to another user (nothing was written).
+    TokenTaken,
 }
 
 async fn tokens_of(pool: &PgPool, id: UserId) -> Result<Vec<PushTokenRow>, sqlx::Error> {
-    sqlx::query_as::<_, PushTokenRow>(
-        "SELECT token, platform, created_at FROM push_tokens WHERE user_id = $1 ORDER BY created_at, token",
-    )
-    .bind(id.as_uuid())
-    .fetch_all(pool)
-    .await
+    devices::of_user(pool, id).await
 }
 
-/// Moves `token` to `user_id` (taking it from whoever had it); returns the previous owner
-/// when it was another user.
-async fn attach_token(
-    tx: &mut Transaction<'_, Postgres>,
-    user_id: UserId,
-    token: &NewPushToken,
-) -> Result<Option<UserId>, sqlx::Error> {
-    let previous: Option<Uuid> = sqlx::query_scalar("DELETE FROM push_tokens WHERE token = $1 RETURNING user_id")
-        .bind(token.token.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
-    sqlx::query("INSERT INTO push_tokens (token, user_id, platform) VALUES ($1, $2, $3)")
-        .bind(token.token.as_str())
-        .bind(user_id.as_uuid())
-        .bind(token.platform.as_str())
-        .execute(&mut **tx)
-        .await?;
-    Ok(previous.map(UserId::from).filter(|p| *p != user_id))
-}
-
-/// Inserts a user (and its first push token). `Done` carries the user and the previous
-/// owner of the push token, if it moved.
+/// Inserts a user (and its first push token, recorded as registered by `actor`). A token
+/// that another user has is not moved: nobody is authenticated as the new user yet, so the
+/// answer is [`Written::TokenTaken`] and nothing is written.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn insert(
     pool: &PgPool,
     id: UserId,
     user: &NewUser,
     password_hash: &str,
-) -> Result<Written<(User, Option<UserId>)>, sqlx::Error> {
+    actor: &str,
+) -> Result<Written<User>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query_as::<_, UserRow>(&format!(
         "INSERT INTO users (id, name, email, password_hash, language, email_enabled, push_enabled)
@@ -135,13 +105,14 @@ pub async fn insert(
     let Some(row) = inserted else {
         return Ok(Written::EmailTaken);
     };
-    let mut moved_from = None;
     if let Some(token) = &user.push_token {
-        moved_from = attach_token(&mut tx, id, token).await?;
+        if devices::attach(&mut tx, id, token, false, actor).await? == Attached::OwnedByAnother {
+            return Ok(Written::TokenTaken);
+        }
     }
     tx.commit().await?;
     let tokens = tokens_of(pool, id).await?;
-    Ok(Written::Done((User::from_row(row, tokens), moved_from)))
+    Ok(Written::Done(User::from_row(row, tokens)))
 }
 
 /// A user by id.
@@ -186,25 +157,11 @@ pub async fn list(pool: &PgPool, offset: i64, limit: i64) -> Result<(Vec<User>, 
     .fetch_all(pool)
     .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let tokens = sqlx::query_as::<_, (Uuid, String, String, DateTime<Utc>)>(
-        "SELECT user_id, token, platform, created_at FROM push_tokens
-         WHERE user_id = ANY($1) ORDER BY created_at, token",
-    )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await?;
+    let tokens = devices::of_users(pool, &ids).await?;
     let users = rows
         .into_iter()
         .map(|row| {
-            let mine = tokens
-                .iter()
-                .filter(|t| t.0 == row.id)
-                .map(|t| PushTokenRow {
-                    token: t.1.clone(),
-                    platform: t.2.clone(),
-                    created_at: t.3,
-                })
-                .collect();
+            let mine = tokens.iter().filter(|t| t.user_id == row.id).cloned().collect();
             User::from_row(row, mine)
         })
         .collect();
@@ -273,67 +230,4 @@ pub async fn delete(pool: &PgPool, id: UserId) -> Result<bool, sqlx::Error> {
         .execute(pool)
         .await?;
     Ok(result.rows_affected() > 0)
-}
-
-/// Outcome of registering a push token.
-#[derive(Debug)]
-pub enum TokenAdded {
-    /// Registered; carries the user and the token's previous owner, if another user.
-    Done(User, Option<UserId>),
-    NoSuchUser,
-    TooMany,
-}
-
-/// Registers `token` for `id` (moving it from another user if needed).
-#[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn add_push_token(pool: &PgPool, id: UserId, token: &NewPushToken) -> Result<TokenAdded, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    // Lock the user so concurrent registrations count tokens one at a time.
-    let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?;
-    if exists.is_none() {
-        return Ok(TokenAdded::NoSuchUser);
-    }
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM push_tokens WHERE user_id = $1 AND token <> $2")
-        .bind(id.as_uuid())
-        .bind(token.token.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-    if count >= MAX_PUSH_TOKENS {
-        return Ok(TokenAdded::TooMany);
-    }
-    let moved_from = attach_token(&mut tx, id, token).await?;
-    sqlx::query("UPDATE users SET updated_at = now() WHERE id = $1")
-        .bind(id.as_uuid())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    match get(pool, id).await? {
-        Some(user) => Ok(TokenAdded::Done(user, moved_from)),
-        None => Ok(TokenAdded::NoSuchUser),
-    }
-}
-
-/// Removes `token` from `id`; false when the user had no such token.
-#[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn remove_push_token(pool: &PgPool, id: UserId, token: &str) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query("DELETE FROM push_tokens WHERE user_id = $1 AND token = $2")
-        .bind(id.as_uuid())
-        .bind(token)
-        .execute(pool)
-        .await?;
-    if result.rows_affected() > 0 {
-        sqlx::query("UPDATE users SET updated_at = now() WHERE id = $1")
-            .bind(id.as_uuid())
-            .execute(pool)
-            .await?;
-    }
-    Ok(result.rows_affected() > 0)
-}
-
-/// Parses a stored platform (the table's CHECK keeps it valid).
-pub fn platform_of(raw: &str) -> Platform {
-    raw.parse().unwrap_or(Platform::Android)
 }

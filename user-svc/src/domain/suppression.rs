@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::values::{EmailAddress, PushToken};
+use super::values::EmailAddress;
 
 /// Longest accepted `source`, in characters.
 pub const MAX_SOURCE_CHARS: usize = 100;
@@ -83,7 +83,7 @@ impl SuppressionTarget {
     pub fn for_channel(channel: Channel, address: &str) -> Result<Self, String> {
         let address = match channel {
             Channel::Email => EmailAddress::parse(address)?.as_str().to_lowercase(),
-            Channel::Push => PushToken::parse(address)?.as_str().to_string(),
+            Channel::Push => push_address(address)?,
         };
         Ok(Self { channel, address })
     }
@@ -118,6 +118,18 @@ pub struct NewSuppression {
     /// `None`: the caller did not say (the handler names the operator).
     pub source: Option<String>,
     pub detail: Option<String>,
+}
+
+/// A device token as the push providers store it (an FCM token, a OneSignal id, a Web Push
+/// subscription's canonical JSON): 1 to 4096 characters, no whitespace or control characters.
+fn push_address(raw: &str) -> Result<String, String> {
+    if raw.is_empty() || raw.chars().count() > 4096 {
+        return Err("must be a device token of 1 to 4096 characters".into());
+    }
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain whitespace or control characters".into());
+    }
+    Ok(raw.to_string())
 }
 
 fn parse_source(raw: &str) -> Result<String, String> {

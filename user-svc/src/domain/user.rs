@@ -1,21 +1,19 @@
 //! Request bodies: deserialized into the types the OpenAPI document shows ([`CreateUserBody`],
-//! [`PatchUserBody`], [`PushTokenBody`], [`PreferencesBody`], [`LoginBody`]; snake_case only,
+//! [`PatchUserBody`], [`PreferencesBody`], [`LoginBody`]; snake_case only,
 //! every unknown field reported), then validated field by field into domain types, every
 //! problem reported with its field.
 
 use notify_kit::{validate, FieldError};
-use notify_lookup::{Platform, Preferences};
+use notify_lookup::Preferences;
 use notify_templates::Language;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::values::{EmailAddress, Password, PushToken, UserName};
-
-/// Platform assumed for a `push_token` given as a bare string (the product spec's form):
-/// the push provider is FCM, whose registration tokens are delivered the same way on
-/// every platform.
-pub const DEFAULT_PLATFORM: Platform = Platform::Android;
+use super::{
+    device::{DeviceDefaults, NewPushToken},
+    values::{EmailAddress, Password, UserName},
+};
 
 /// Request body of `POST /api/v1/users/` (snake_case only; unknown fields are rejected).
 /// Fields are kept as sent and checked by [`NewUser::parse`].
@@ -28,7 +26,8 @@ pub struct CreateUserBody {
     /// Unique (case-insensitive).
     #[schema(value_type = String, example = "john@example.com")]
     pub email: Option<Value>,
-    /// A device token (platform `android`) or `{"token": "...", "platform": "android|ios|web"}`.
+    /// An FCM token (platform `android`) or a device as `POST .../push-tokens` takes it:
+    /// `{"token": …, "platform": "android|ios|web", "provider": "fcm|webpush|onesignal"}`.
     #[schema(value_type = Option<Object>)]
     pub push_token: Option<Value>,
     #[schema(value_type = PreferencesBody)]
@@ -63,18 +62,6 @@ pub struct PatchUserBody {
 
 /// The fields a patch changes (`current_password` only authorises a change).
 const PATCHABLE: [&str; 5] = ["name", "email", "language", "preferences", "password"];
-
-/// Request body of `POST /api/v1/users/{id}/push-tokens`, and the object form of a new
-/// user's `push_token`. Checked by [`NewPushToken::parse`].
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PushTokenBody {
-    #[schema(value_type = String)]
-    pub token: Option<Value>,
-    /// `android`, `ios` or `web`.
-    #[schema(value_type = String, example = "android")]
-    pub platform: Option<Value>,
-}
 
 /// Whether the user accepts each channel: the body of `PUT /api/v1/users/{id}/preferences`
 /// and a user's `preferences`. Checked by [`PreferencesInput::parse`].
@@ -163,54 +150,18 @@ impl PreferencesInput {
     }
 }
 
-/// A push token with its platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewPushToken {
-    pub token: PushToken,
-    pub platform: Platform,
-}
-
-impl NewPushToken {
-    fn parse_at(value: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<Self> {
-        let body = validate::body::<PushTokenBody>(value, at, errors)?;
-        let token = required_parsed(
-            body.token.as_ref(),
-            &validate::path(at, "token"),
-            errors,
-            PushToken::parse,
-        );
-        let platform = required_parsed(body.platform.as_ref(), &validate::path(at, "platform"), errors, |s| {
-            s.parse::<Platform>()
-        });
-        Some(Self {
-            token: token?,
-            platform: platform?,
-        })
-    }
-
-    /// A `POST /api/v1/users/{id}/push-tokens` body: `{token, platform}`.
-    pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let token = Self::parse_at(body, "", &mut errors);
-        finish(token, errors)
-    }
-
-    /// `push_token` in a new-user body: a bare token (platform [`DEFAULT_PLATFORM`]) or
-    /// `{token, platform}`.
-    fn parse_field(value: &Value, errors: &mut Vec<FieldError>) -> Option<Self> {
-        match value {
-            Value::String(s) => parse_with(Some(s), "push_token", errors, PushToken::parse).map(|token| Self {
-                token,
-                platform: DEFAULT_PLATFORM,
-            }),
-            Value::Object(_) => Self::parse_at(value, "push_token", errors),
-            _ => {
-                errors.push(FieldError::new(
-                    "push_token",
-                    "must be a token string or {\"token\", \"platform\"}",
-                ));
-                None
-            }
+/// A new user's `push_token`: a bare token (an FCM token of platform `android`) or
+/// `{token, platform, provider}`.
+fn push_token_field(value: &Value, defaults: &DeviceDefaults, errors: &mut Vec<FieldError>) -> Option<NewPushToken> {
+    match value {
+        Value::String(s) => NewPushToken::bare(s, "push_token", defaults, errors),
+        Value::Object(_) => NewPushToken::parse_at(value, "push_token", defaults, errors),
+        _ => {
+            errors.push(FieldError::new(
+                "push_token",
+                "must be a token string or {\"token\", \"platform\", \"provider\"}",
+            ));
+            None
         }
     }
 }
@@ -227,7 +178,14 @@ pub struct NewUser {
 }
 
 impl NewUser {
+    /// Parses with the default providers of [`DeviceDefaults::default`].
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
+        Self::parse_with(body, &DeviceDefaults::default())
+    }
+
+    /// Parses a `POST /api/v1/users/` body; a push token without a provider gets its
+    /// platform's from `defaults`.
+    pub fn parse_with(body: &Value, defaults: &DeviceDefaults) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let Some(body) = validate::body::<CreateUserBody>(body, "", &mut errors) else {
             return Err(errors);
@@ -237,7 +195,7 @@ impl NewUser {
         let password = required_parsed(body.password.as_ref(), "password", &mut errors, Password::parse);
         let push_token = match &body.push_token {
             None | Some(Value::Null) => Some(None),
-            Some(v) => NewPushToken::parse_field(v, &mut errors).map(Some),
+            Some(v) => push_token_field(v, defaults, &mut errors).map(Some),
         };
         let preferences = match &body.preferences {
             None | Some(Value::Null) => {
@@ -371,23 +329,20 @@ mod tests {
     fn the_spec_body_is_valid_with_defaults() {
         let u = NewUser::parse(&valid()).unwrap();
         assert_eq!(u.language.as_str(), "en");
-        assert_eq!(
-            u.push_token,
-            Some(NewPushToken {
-                token: PushToken::parse("fcm-token-1").unwrap(),
-                platform: DEFAULT_PLATFORM
-            })
-        );
+        let token = u.push_token.unwrap();
+        assert_eq!(token.token.as_str(), "fcm-token-1");
+        assert_eq!(token.platform, notify_lookup::Platform::Android);
+        assert_eq!(token.provider, notify_lookup::PushProvider::Fcm);
         assert!(u.preferences.email && !u.preferences.push);
     }
 
     #[test]
     fn a_push_token_may_name_its_platform() {
         let mut body = valid();
-        body["push_token"] = json!({"token": "apns-1", "platform": "ios"});
+        body["push_token"] = json!({"token": "apns-token-1", "platform": "ios"});
         let u = NewUser::parse(&body).unwrap();
-        assert_eq!(u.push_token.unwrap().platform, Platform::Ios);
-        body["push_token"] = json!({"token": "apns-1", "platform": "symbian"});
+        assert_eq!(u.push_token.unwrap().platform, notify_lookup::Platform::Ios);
+        body["push_token"] = json!({"token": "apns-token-1", "platform": "symbian"});
         assert_eq!(fields(&NewUser::parse(&body).unwrap_err()), ["push_token.platform"]);
     }
 

@@ -103,30 +103,6 @@ impl Password {
     }
 }
 
-/// A device push token (FCM registration token, APNs device token, ...): 1 to 4096
-/// characters of letters, digits and `_ : . ~ + = -`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushToken(String);
-
-impl PushToken {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.is_empty() || raw.len() > 4096 {
-            return Err("must be 1 to 4096 characters".into());
-        }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_:.~+=-".contains(&b))
-        {
-            return Err("may contain only letters, digits and _ : . ~ + = -".into());
-        }
-        Ok(Self(raw.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,14 +154,6 @@ mod tests {
         let p = Password::parse("s3cret-passphrase").unwrap();
         assert!(!format!("{p:?}").contains("s3cret"));
         assert_eq!(p.into_secret().expose_secret(), "s3cret-passphrase");
-    }
-
-    #[test]
-    fn push_tokens_refuse_separators() {
-        assert!(PushToken::parse("fcm:APA91b-xyz_123.abc").is_ok());
-        for bad in ["", "a/b", "a b", "a?b", "a%2Fb"] {
-            assert!(PushToken::parse(bad).is_err(), "{bad:?}");
-        }
     }
 
     proptest! {

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod delivery;
+pub mod devices;
 pub mod health;
 pub mod openapi;
 pub mod suppressions;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
     suppressions::configure(cfg);
     unsubscribe::configure(cfg);
+    devices::configure(cfg);
     cfg.route("/metrics", web::get().to(notify_kit::metrics::endpoint));
 }
 
@@ -39,6 +41,8 @@ pub struct AppState {
     pub cache: Cache,
     /// Mints and verifies the one-click unsubscribe links.
     pub links: UnsubscribeLinks,
+    /// The provider of a device whose registration names none, per platform.
+    pub device_defaults: crate::domain::DeviceDefaults,
 }
 
 impl AppState {

@@ -4,21 +4,24 @@ use actix_web::web;
 use notify_kit::openapi::BearerAuth;
 use utoipa::OpenApi;
 
-use super::{auth, delivery, health, suppressions, unsubscribe, users};
+use super::{auth, delivery, devices, health, suppressions, unsubscribe, users};
 use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, PushTokenBody, SuppressionBody};
 
 /// user-svc's API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "User service", description = "Users, their contacts (email, push tokens) and channel preferences, and login. Every response is the envelope {success, data, message, meta}. Scopes: `users:read`, `users:write` (services), `users:self` (login tokens: own record only), `suppressions:read`, `suppressions:write` (operators, provider webhooks). `/api/v1/unsubscribe` needs no token: its signed `token` parameter is the authority."),
+    info(title = "User service", description = "Users, their contacts (email, push tokens) and channel preferences, and login. Every response is the envelope {success, data, message, meta}. Scopes: `users:read`, `users:write` (services), `users:self` (login tokens: own record only), `users:devices:write` (the push worker: devices used and gone), `suppressions:read`, `suppressions:write` (operators, provider webhooks). `/api/v1/unsubscribe` needs no token: its signed `token` parameter is the authority."),
     paths(
         users::create,
         users::list,
         users::get,
         users::patch,
         users::delete,
-        users::add_push_token,
-        users::remove_push_token,
+        devices::list,
+        devices::register,
+        devices::remove,
+        devices::remove_gone,
+        devices::mark_used,
         users::set_preferences,
         suppressions::list,
         suppressions::get,
@@ -35,7 +38,11 @@ use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, P
         PushTokenBody,
         PreferencesBody,
         users::PreferencesView,
-        users::PushTokenView,
+        devices::PushTokenView,
+        devices::GoneBody,
+        devices::GoneView,
+        devices::UsedBody,
+        devices::UsedView,
         users::UserView,
         users::Deleted,
         delivery::RecipientView,
@@ -52,7 +59,7 @@ use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, P
         notify_kit::envelope::FieldErrorBody,
     )),
     modifiers(&BearerAuth),
-    tags((name = "users"), (name = "suppressions"), (name = "unsubscribe"), (name = "auth"), (name = "health"))
+    tags((name = "users"), (name = "devices"), (name = "suppressions"), (name = "unsubscribe"), (name = "auth"), (name = "health"))
 )]
 pub struct ApiDoc;
 
@@ -73,6 +80,8 @@ mod tests {
         assert_request_body_is::<CreateUserBody>(&doc, "post", "/api/v1/users/");
         assert_request_body_is::<PatchUserBody>(&doc, "patch", "/api/v1/users/{id}");
         assert_request_body_is::<PushTokenBody>(&doc, "post", "/api/v1/users/{id}/push-tokens");
+        assert_request_body_is::<devices::GoneBody>(&doc, "delete", "/api/v1/devices");
+        assert_request_body_is::<devices::UsedBody>(&doc, "post", "/api/v1/devices/used");
         assert_request_body_is::<PreferencesBody>(&doc, "put", "/api/v1/users/{id}/preferences");
         assert_request_body_is::<LoginBody>(&doc, "post", "/api/v1/auth/login");
         assert_request_body_is::<SuppressionBody>(&doc, "put", "/api/v1/suppressions/{channel}/{address}");

@@ -1,5 +1,5 @@
-//! `/api/v1/users/...`: create, list, read, change and delete users, their push tokens and
-//! preferences.
+//! `/api/v1/users/...`: create, list, read, change and delete users and their preferences
+//! (their devices: [`super::devices`]).
 //!
 //! Who may do what: a service token with `users:read` reads any user, with `users:write`
 //! reads and changes any user; an end-user token (`token_use = user`, scope `users:self`)
@@ -21,10 +21,13 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::AppState;
+use super::{
+    devices::{actor, token_taken, PushTokenView},
+    AppState,
+};
 use crate::{
-    db::users::{self as db, TokenAdded, User, Written},
-    domain::{NewPushToken, NewUser, PreferencesInput, PushToken, UserPatch},
+    db::users::{self as db, User, Written},
+    domain::{NewUser, PreferencesInput, UserPatch},
     SCOPE_USERS_READ, SCOPE_USERS_SELF, SCOPE_USERS_WRITE,
 };
 
@@ -35,11 +38,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/users/{id}", web::get().to(get))
         .route("/api/v1/users/{id}", web::patch().to(patch))
         .route("/api/v1/users/{id}", web::delete().to(delete))
-        .route("/api/v1/users/{id}/push-tokens", web::post().to(add_push_token))
-        .route(
-            "/api/v1/users/{id}/push-tokens/{token}",
-            web::delete().to(remove_push_token),
-        )
         .route("/api/v1/users/{id}/preferences", web::put().to(set_preferences));
 }
 
@@ -48,14 +46,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct PreferencesView {
     pub email: bool,
     pub push: bool,
-}
-
-/// A registered device.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PushTokenView {
-    pub token: String,
-    pub platform: String,
-    pub created_at: DateTime<Utc>,
 }
 
 /// A user (never the password or its hash).
@@ -91,34 +81,27 @@ impl From<User> for UserView {
                 email: u.preferences.email,
                 push: u.preferences.push,
             },
-            push_tokens: u
-                .push_tokens
-                .into_iter()
-                .map(|t| PushTokenView {
-                    platform: db::platform_of(&t.platform).as_str().to_string(),
-                    token: t.token,
-                    created_at: t.created_at,
-                })
-                .collect(),
+            push_tokens: u.push_tokens.into_iter().map(PushTokenView::from).collect(),
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
     }
 }
 
+/// What a caller wants to do with a user's record (or devices).
 #[derive(Clone, Copy)]
-enum Access {
+pub(super) enum Access {
     Read,
     Write,
 }
 
-fn not_found(id: UserId) -> ApiError {
+pub(super) fn not_found(id: UserId) -> ApiError {
     ApiError::NotFound(format!("user {id} not found"))
 }
 
 /// Ownership and scopes, before anything is read: a user token naming another user gets
 /// the same 404 as a missing user.
-fn authorize(caller: &Caller, id: UserId, access: Access) -> Result<(), ApiError> {
+pub(super) fn authorize(caller: &Caller, id: UserId, access: Access) -> Result<(), ApiError> {
     match caller.token_use {
         TokenUse::User => {
             if caller.subject != id.to_string() {
@@ -153,7 +136,7 @@ fn ok(user: User, message: &str) -> HttpResponse {
         (status = 201, description = "Created", body = UserView),
         (status = 401, description = "Missing or invalid token (unless open registration)"),
         (status = 403, description = "Token lacks `users:write`"),
-        (status = 409, description = "Email already registered"),
+        (status = 409, description = "Email already registered, or the push token belongs to another user (register it once signed in as the new user)"),
         (status = 422, description = "Validation failed; `error.details` names each field")
     ),
     security(("bearer" = []))
@@ -163,6 +146,10 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
+    let actor = match &caller {
+        Ok(c) => actor(c),
+        Err(_) => "anonymous".to_string(),
+    };
     if !state.open_registration {
         let caller = caller?;
         if caller.token_use != TokenUse::Service {
@@ -172,23 +159,21 @@ pub async fn create(
         }
         caller.require(SCOPE_USERS_WRITE)?;
     }
-    let new_user = NewUser::parse(&body).map_err(ApiError::Validation)?;
+    let new_user = NewUser::parse_with(&body, &state.device_defaults).map_err(ApiError::Validation)?;
     let id = UserId::from(uuid::Uuid::now_v7());
     let hash = state.passwords.hash(new_user.password.secret()).await?;
-    match db::insert(&state.pool, id, &new_user, &hash)
+    match db::insert(&state.pool, id, &new_user, &hash, &actor)
         .await
         .context("failed to store the user")?
     {
-        Written::Done((user, moved_from)) => {
-            if let Some(previous) = moved_from {
-                state.invalidate(previous).await;
-            }
+        Written::Done(user) => {
             state.invalidate(id).await;
             tracing::info!(user_id = %id, "user created");
             Ok(HttpResponse::Created().json(ApiResponse::ok(UserView::from(user), "user created")))
         }
         Written::EmailTaken => Err(email_taken()),
         Written::NotFound => Err(not_found(id)),
+        Written::TokenTaken => Err(token_taken("push_token")),
     }
 }
 
@@ -337,6 +322,8 @@ pub async fn patch(
         }
         Written::EmailTaken => Err(email_taken()),
         Written::NotFound => Err(not_found(id)),
+        // A patch does not touch devices.
+        Written::TokenTaken => Err(token_taken("push_token")),
     }
 }
 
@@ -365,90 +352,6 @@ pub async fn delete(
     state.invalidate(id).await;
     tracing::info!(user_id = %id, "user deleted");
     Ok(HttpResponse::Ok().json(ApiResponse::ok(Deleted { id, deleted: true }, "user deleted")))
-}
-
-/// Registers a device token (moving it from another user if it was theirs).
-#[utoipa::path(
-    post,
-    path = "/api/v1/users/{id}/push-tokens",
-    tag = "users",
-    params(("id" = uuid::Uuid, Path, description = "User id")),
-    request_body = crate::domain::PushTokenBody,
-    responses(
-        (status = 201, description = "Registered; the user with all its tokens", body = UserView),
-        (status = 404, description = "No such user (or not yours)"),
-        (status = 422, description = "Validation failed, or too many tokens")
-    ),
-    security(("bearer" = []))
-)]
-pub async fn add_push_token(
-    caller: Caller,
-    path: web::Path<UserId>,
-    state: web::Data<AppState>,
-    body: web::Json<Value>,
-) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    authorize(&caller, id, Access::Write)?;
-    let token = NewPushToken::parse(&body).map_err(ApiError::Validation)?;
-    match db::add_push_token(&state.pool, id, &token)
-        .await
-        .context("failed to register the push token")?
-    {
-        TokenAdded::Done(user, moved_from) => {
-            if let Some(previous) = moved_from {
-                state.invalidate(previous).await;
-            }
-            state.invalidate(id).await;
-            tracing::info!(user_id = %id, platform = token.platform.as_str(), "push token registered");
-            Ok(HttpResponse::Created().json(ApiResponse::ok(UserView::from(user), "push token registered")))
-        }
-        TokenAdded::NoSuchUser => Err(not_found(id)),
-        TokenAdded::TooMany => Err(ApiError::field(
-            "token",
-            format!(
-                "a user may register at most {} push tokens; delete one first",
-                db::MAX_PUSH_TOKENS
-            ),
-        )),
-    }
-}
-
-/// Removes a device token.
-#[utoipa::path(
-    delete,
-    path = "/api/v1/users/{id}/push-tokens/{token}",
-    tag = "users",
-    params(
-        ("id" = uuid::Uuid, Path, description = "User id"),
-        ("token" = String, Path, description = "The device token")
-    ),
-    responses(
-        (status = 200, description = "Removed; the user with its remaining tokens", body = UserView),
-        (status = 404, description = "No such user or token (or not yours)")
-    ),
-    security(("bearer" = []))
-)]
-pub async fn remove_push_token(
-    caller: Caller,
-    path: web::Path<(UserId, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let (id, raw_token) = path.into_inner();
-    authorize(&caller, id, Access::Write)?;
-    let no_token = || ApiError::NotFound("no such push token for this user".into());
-    let token = PushToken::parse(&raw_token).map_err(|_| no_token())?;
-    if !db::remove_push_token(&state.pool, id, token.as_str())
-        .await
-        .context("failed to remove the push token")?
-    {
-        return Err(no_token());
-    }
-    state.invalidate(id).await;
-    let user = db::get(&state.pool, id)
-        .await
-        .context("failed to read the user")?
-        .ok_or_else(|| not_found(id))?;
-    Ok(ok(user, "push token removed"))
 }
 
 /// Sets the channel preferences.

@@ -1,10 +1,10 @@
-//! Changing users: patches, passwords, push tokens, preferences, deletion.
+//! Changing users: patches, passwords, preferences, deletion (devices: `devices.rs`).
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Row;
 
-use crate::helpers::{assert_error_envelope, detail_fields, device_of, reader, spawn_app, writer};
+use crate::helpers::{assert_error_envelope, detail_fields, reader, spawn_app, writer};
 
 #[tokio::test]
 async fn a_patch_changes_only_the_given_fields() {
@@ -85,83 +85,6 @@ async fn an_end_user_changes_the_password_only_with_the_current_one() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(app.login("h@example.com", "a new passphrase").await.0, StatusCode::OK);
-}
-
-#[tokio::test]
-async fn push_tokens_are_added_moved_between_users_and_removed() {
-    let app = spawn_app().await;
-    let a = app.create_user("pa@example.com").await;
-    let b = app.create_user("pb@example.com").await;
-    let (status, v) = app
-        .post(
-            &format!("/api/v1/users/{a}/push-tokens"),
-            Some(&writer()),
-            &json!({"token": "ios-device-1", "platform": "ios"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
-    let tokens: Vec<(String, String)> = v["data"]["push_tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["token"].as_str().unwrap().into(),
-                t["platform"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        tokens,
-        [
-            (device_of("pa@example.com"), "android".to_string()),
-            ("ios-device-1".to_string(), "ios".to_string())
-        ]
-    );
-
-    // The device now belongs to b: it leaves a.
-    let (status, _) = app
-        .post(
-            &format!("/api/v1/users/{b}/push-tokens"),
-            Some(&writer()),
-            &json!({"token": "ios-device-1", "platform": "ios"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (_, user_a) = app.get(&format!("/api/v1/users/{a}"), Some(&reader())).await;
-    assert_eq!(user_a["data"]["push_tokens"].as_array().unwrap().len(), 1);
-
-    let (status, v) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/users/{b}/push-tokens/ios-device-1"),
-            Some(&writer()),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(v["data"]["push_tokens"].as_array().unwrap().len(), 1);
-    let (status, _) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/users/{b}/push-tokens/ios-device-1"),
-            Some(&writer()),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-
-    let (status, v) = app
-        .post(
-            &format!("/api/v1/users/{a}/push-tokens"),
-            Some(&writer()),
-            &json!({"token": "x", "platform": "blackberry", "extra": 1}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let mut fields = detail_fields(&v);
-    fields.sort();
-    assert_eq!(fields, ["extra", "platform"]);
 }
 
 #[tokio::test]

@@ -34,7 +34,11 @@ async fn the_openapi_document_and_metrics_are_served() {
         ("/api/v1/users/", "post"),
         ("/api/v1/users/", "get"),
         ("/api/v1/users/{id}", "patch"),
-        ("/api/v1/users/{id}/push-tokens/{token}", "delete"),
+        ("/api/v1/users/{id}/push-tokens", "get"),
+        ("/api/v1/users/{id}/push-tokens", "post"),
+        ("/api/v1/users/{id}/push-tokens/{device}", "delete"),
+        ("/api/v1/devices", "delete"),
+        ("/api/v1/devices/used", "post"),
         ("/api/v1/users/{id}/preferences", "put"),
         ("/api/v1/auth/login", "post"),
         ("/api/v1/suppressions/", "get"),
@@ -70,9 +74,10 @@ async fn every_route_answers_with_and_without_a_trailing_slash() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let id = v["data"]["id"].as_str().unwrap().to_string();
-    let (status, v) = app
-        .post("/api/v1/users/", Some(&writer()), &spec_body("slash@example.com"))
-        .await;
+    // Its own device: a token another user has is not moved at creation.
+    let mut second = spec_body("slash@example.com");
+    second["push_token"] = json!("fcm-token-slash");
+    let (status, v) = app.post("/api/v1/users/", Some(&writer()), &second).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
 
     for path in ["/api/v1/users", "/api/v1/users/"] {

@@ -101,6 +101,7 @@ fn settings(db: &TestDb) -> Settings {
             ttl: Duration::from_secs(30),
             op_timeout: Duration::from_millis(500),
         },
+        device_defaults: Default::default(),
         unsubscribe: UnsubscribeSettings {
             secret: secrecy::SecretString::from(UNSUBSCRIBE_SECRET.to_string()),
             ttl: Duration::from_secs(60 * 24 * 3600),
@@ -130,6 +131,11 @@ pub async fn spawn_app() -> TestApp {
 /// A service token that may create and change users.
 pub fn writer() -> String {
     service_token("onboarding", &[SCOPE_USERS_WRITE])
+}
+
+/// The push worker's token: devices used and gone.
+pub fn push_worker() -> String {
+    service_token("push-worker", &[notify_kit::auth::SCOPE_USERS_DEVICES_WRITE])
 }
 
 /// A service token that may read users.

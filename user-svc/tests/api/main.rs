@@ -5,6 +5,7 @@
 
 mod changing;
 mod creating;
+mod devices;
 mod health;
 mod helpers;
 mod listing;
