@@ -22,6 +22,11 @@ if [ ! -s "$RUN_DIR/jwt-secret" ]; then
   chmod 600 "$RUN_DIR/jwt-secret"
 fi
 export APP_JWT_HS256_SECRET="$(cat "$RUN_DIR/jwt-secret")"
+# user-svc's unsubscribe-link key, made and kept the same way.
+if [ ! -s "$RUN_DIR/unsubscribe-secret" ]; then
+  head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN_DIR/unsubscribe-secret"
+  chmod 600 "$RUN_DIR/unsubscribe-secret"
+fi
 export APP_KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" APP_SCHEMA_REGISTRY_URL="$SCHEMA_REGISTRY_URL"
 export APP_USER_SVC_URL="http://127.0.0.1:$USER_SVC_PORT" APP_TEMPLATE_SVC_URL="http://127.0.0.1:$TEMPLATE_SVC_PORT"
 export APP_SMTP_HOST=127.0.0.1 APP_SMTP_PORT="$SMTP_PORT"
@@ -59,7 +64,8 @@ start_service() { # name port health-path [VAR=value ...]
 }
 
 start_service smtp-sink "$SMTP_SINK_HTTP_PORT" /stats SMTP_SINK_ADDR="127.0.0.1:$SMTP_PORT" SMTP_SINK_HTTP_ADDR="127.0.0.1:$SMTP_SINK_HTTP_PORT"
-start_service user-svc "$USER_SVC_PORT" /health APP_DATABASE_URL="$PG/notify_users"
+start_service user-svc "$USER_SVC_PORT" /health APP_DATABASE_URL="$PG/notify_users" \
+  APP_UNSUBSCRIBE_SECRET="$(cat "$RUN_DIR/unsubscribe-secret")" APP_PUBLIC_BASE_URL="http://127.0.0.1:$USER_SVC_PORT"
 start_service template-svc "$TEMPLATE_SVC_PORT" /health APP_DATABASE_URL="$PG/notify_templates"
 start_service gateway "$GATEWAY_PORT" /health APP_DATABASE_URL="$PG/notify"
 start_service outbox-relay "$RELAY_PORT" /health APP_DATABASE_URL="$PG/notify"
@@ -111,7 +117,7 @@ elif start_prometheus; then
 fi
 
 # A demo user and template, so the first notification has someone to go to.
-ADMIN=$("$BIN/notifyctl" token --subject make-run --scope users:read --scope users:write --scope templates:write --scope templates:read --ttl-secs 600)
+ADMIN=$("$BIN/notifyctl" token --subject make-run --scope users:read --scope users:write --scope templates:write --scope templates:read --scope suppressions:read --scope suppressions:write --ttl-secs 600)
 curl -fsS -X POST "http://127.0.0.1:$TEMPLATE_SVC_PORT/api/v1/templates/" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
   -d '{"code":"welcome_email","channel":"email","default_language":"en","name":"Welcome","content":{"en":{"subject":"Welcome, {{ name }}","text_body":"Hello {{ name }}, start at {{ link }}","html_body":"<p>Hello <b>{{ name }}</b>, <a href=\"{{ link }}\">start here</a></p>"}}}' \
   >/dev/null 2>&1 || true

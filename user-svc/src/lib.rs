@@ -13,6 +13,7 @@ pub mod password;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod unsubscribe;
 
 /// Scope for services that read any user (the workers, through `notify-lookup`).
 pub const SCOPE_USERS_READ: &str = "users:read";

@@ -9,7 +9,7 @@ use notify_kit::{
 };
 use notify_lookup::CacheSettings;
 
-use crate::{domain::DeviceDefaults, password::HashingParams};
+use crate::{domain::DeviceDefaults, password::HashingParams, unsubscribe::UnsubscribeSettings};
 
 /// Everything user-svc reads at start.
 #[derive(Debug, Clone)]
@@ -48,6 +48,9 @@ pub struct Settings {
     /// as `platform=provider` pairs (default `android=fcm,ios=fcm,web=webpush`; platforms
     /// left out keep theirs).
     pub device_defaults: DeviceDefaults,
+    /// One-click unsubscribe links (`APP_UNSUBSCRIBE_SECRET`, `APP_UNSUBSCRIBE_TTL_DAYS`,
+    /// `APP_PUBLIC_BASE_URL`; see [`UnsubscribeSettings`]).
+    pub unsubscribe: UnsubscribeSettings,
 }
 
 impl Settings {
@@ -76,6 +79,7 @@ impl Settings {
             auth: AuthSettings::from_env()?,
             cache: CacheSettings::from_env()?,
             device_defaults: DeviceDefaults::parse(&settings::string("APP_PUSH_DEFAULT_PROVIDERS", ""))?,
+            unsubscribe: UnsubscribeSettings::from_env()?,
         })
     }
 }

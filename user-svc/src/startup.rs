@@ -19,6 +19,7 @@ use crate::{
     password::Passwords,
     routes::{self, AppState},
     settings::Settings,
+    unsubscribe::UnsubscribeLinks,
 };
 
 /// A bound, not yet running, user-svc.
@@ -53,6 +54,7 @@ impl HttpApplication for Application {
             .context("user-svc signs login tokens: set APP_JWT_HS256_SECRET or APP_JWT_RS256_PRIVATE_KEY(_FILE)")?;
         let passwords = Passwords::new(settings.password_hashing)?;
         let cache = Cache::new(&settings.cache).context("invalid APP_REDIS_URL")?;
+        let links = UnsubscribeLinks::new(&settings.unsubscribe).context("invalid unsubscribe link settings")?;
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("failed to bind {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
@@ -64,6 +66,7 @@ impl HttpApplication for Application {
             open_registration: settings.open_registration,
             cache,
             device_defaults: settings.device_defaults,
+            links,
         };
         notify_kit::metrics::install();
         let body_limit = settings.max_body_bytes;

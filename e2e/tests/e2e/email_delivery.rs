@@ -649,3 +649,69 @@ async fn the_gateway_rejects_unknown_users_and_templates_up_front() {
     let (status, _) = send(user, "welcome_email", "email", "ref-4").await;
     assert_eq!(status, 202);
 }
+
+#[tokio::test]
+async fn a_suppressed_address_is_skipped_until_lifted_and_the_one_click_link_unsubscribes() {
+    let mut s = Stack::start(Tiers::default()).await;
+    s.welcome_template().await;
+    let user = s
+        .create_user("Bounce@example.com", None, json!({"email": true, "push": false}))
+        .await;
+    s.add_email_worker().await;
+    let vars = json!({"name": "B", "link": "l"});
+    let entry = format!("{}/api/v1/suppressions/email/bounce@example.com", s.user_svc.url());
+
+    // Suppressed (as a provider webhook would): the next email is skipped, not sent.
+    let (status, v) = s
+        .call(
+            reqwest::Method::PUT,
+            entry.clone(),
+            Some(&json!({"reason": "hard_bounce", "source": "sendgrid", "detail": "550 5.1.1"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let skipped = s.send("email", user, "welcome_email", vars.clone(), "supp-1", 5).await;
+    let n = s.wait_status(skipped, "skipped", T).await;
+    let reason = n["last_error"].as_str().unwrap();
+    assert!(
+        reason.starts_with("address suppressed: hard_bounce (sendgrid, "),
+        "{reason}"
+    );
+    assert!(s.smtp.messages().is_empty());
+
+    // Lifted: the next one is delivered, with the one-click unsubscribe headers.
+    let (status, _) = s.call(reqwest::Method::DELETE, entry, None).await;
+    assert_eq!(status, 204);
+    let sent = s.send("email", user, "welcome_email", vars.clone(), "supp-2", 5).await;
+    let mails = s.smtp.wait_for(1, T).await;
+    s.wait_status(sent, "sent", T).await;
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.header("List-Unsubscribe-Post"), Some("List-Unsubscribe=One-Click"));
+    let header = mail.header("List-Unsubscribe").expect("a List-Unsubscribe header");
+    let link = header
+        .trim()
+        .strip_prefix('<')
+        .and_then(|l| l.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("not <url>: {header}"));
+    assert!(
+        link.starts_with(&format!("{}/api/v1/unsubscribe?token=", s.user_svc.url())),
+        "{link}"
+    );
+
+    // What a mail client does with it: the one-click POST turns the preference off...
+    let resp = s
+        .http
+        .post(link)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    // ... so the next notification is skipped.
+    let after = s.send("email", user, "welcome_email", vars, "supp-3", 5).await;
+    let n = s.wait_status(after, "skipped", T).await;
+    assert!(n["last_error"].as_str().unwrap().contains("opted out"), "{n}");
+    assert_eq!(s.smtp.messages().len(), 1);
+}

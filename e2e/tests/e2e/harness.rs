@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use notify_kit::auth::{SCOPE_READ, SCOPE_SEND, SCOPE_STATUS_WRITE};
+use notify_kit::auth::{SCOPE_READ, SCOPE_SEND, SCOPE_STATUS_WRITE, SCOPE_SUPPRESSIONS_READ, SCOPE_SUPPRESSIONS_WRITE};
 use serde_json::{json, Value};
 use test_support::{
     kafka_bootstrap,
@@ -117,9 +117,13 @@ pub struct Stack {
     tiers: Tiers,
 }
 
+/// user-svc's unsubscribe-link key in the tests.
+const UNSUBSCRIBE_SECRET: &str = "e2e-unsubscribe-secret-e2e-unsubscribe-secret";
+
 fn common_env(prefix: &str, cache_prefix: &str) -> Vec<(&'static str, String)> {
     vec![
         ("APP_JWT_HS256_SECRET", JWT_SECRET.to_string()),
+        ("APP_UNSUBSCRIBE_SECRET", UNSUBSCRIBE_SECRET.to_string()),
         ("APP_KAFKA_BOOTSTRAP", kafka_bootstrap()),
         ("APP_KAFKA_TOPIC_PREFIX", prefix.to_string()),
         ("APP_KAFKA_PARTITIONS", "3".into()),
@@ -160,6 +164,9 @@ impl Stack {
                 &[("APP_DATABASE_URL", format!("{base_db}/{}_users", db.name))],
             ),
         );
+        // Unsubscribe links point at this user-svc, so a test can follow them.
+        let public_base_url = user_svc.url();
+        user_svc.env.push(("APP_PUBLIC_BASE_URL", public_base_url));
         let mut template_svc = Service::new(
             "template-svc",
             with(
@@ -211,6 +218,8 @@ impl Stack {
                 "users:write",
                 "templates:read",
                 "templates:write",
+                SCOPE_SUPPRESSIONS_READ,
+                SCOPE_SUPPRESSIONS_WRITE,
             ],
         );
         Self {

@@ -1,7 +1,8 @@
 //! Lookups the workers and the gateway make at delivery time, with a Redis cache in front:
 //!
-//! - [`RecipientLookup::get`]: a recipient (email, push tokens, preferences, language) from
-//!   user-svc; `None` when the user does not exist (or was deleted).
+//! - [`RecipientLookup::get`]: a recipient (email, push tokens, preferences, language, whether
+//!   the email address is suppressed, the one-click unsubscribe link) from user-svc; `None`
+//!   when the user does not exist (or was deleted).
 //! - [`TemplateLookup::get`]: a template's active version in a language (with
 //!   template-svc's fallback) from template-svc; `None` when there is no such template.
 //!
@@ -48,7 +49,7 @@ pub use settings::{CacheSettings, LookupSettings};
 pub use suppressions::{Suppression, SuppressionClient, SuppressionReason};
 pub use templates::{ResolvedTemplate, TemplateLookup};
 pub use token::TokenSource;
-pub use users::{Platform, Preferences, PushProvider, PushTarget, Recipient, RecipientLookup};
+pub use users::{Platform, Preferences, PushProvider, PushTarget, Recipient, RecipientLookup, Suppressed};
 
 /// Scope a service token needs to read users.
 pub const SCOPE_USERS_READ: &str = "users:read";

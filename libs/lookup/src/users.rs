@@ -118,6 +118,17 @@ pub struct Preferences {
     pub push: bool,
 }
 
+/// Why an address is on user-svc's suppression list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppressed {
+    /// `hard_bounce`, `complaint`, `unsubscribe` or `manual`.
+    pub reason: String,
+    /// Who said so (`sendgrid`, `mailgun`, `operator:<subject>`, ...).
+    pub source: String,
+    /// Since when (RFC 3339, as user-svc wrote it).
+    pub created_at: String,
+}
+
 /// What delivery needs to know about a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
@@ -126,6 +137,25 @@ pub struct Recipient {
     pub push_tokens: Vec<PushTarget>,
     pub preferences: Preferences,
     pub language: Language,
+    /// Set when `email` is on the suppression list: email must not be sent to it.
+    #[serde(default)]
+    pub email_suppressed: Option<Suppressed>,
+    /// The one-click unsubscribe link (RFC 8058) for email, minted by user-svc.
+    #[serde(default)]
+    pub email_unsubscribe_url: Option<String>,
+}
+
+/// user-svc's `delivery.email` (service callers only).
+#[derive(Deserialize)]
+struct EmailDelivery {
+    suppressed: Option<Suppressed>,
+    unsubscribe_url: Option<String>,
+}
+
+/// user-svc's `delivery` (service callers only).
+#[derive(Deserialize)]
+struct Delivery {
+    email: EmailDelivery,
 }
 
 /// user-svc's `GET /api/v1/users/{id}` data (only what a recipient needs).
@@ -136,6 +166,8 @@ struct UserView {
     push_tokens: Vec<PushTarget>,
     preferences: Preferences,
     language: Language,
+    #[serde(default)]
+    delivery: Option<Delivery>,
 }
 
 /// Looks recipients up in user-svc, through the cache.
@@ -188,12 +220,18 @@ impl RecipientLookup {
                 reason: format!("asked for user {user_id}, got {}", view.id),
             });
         }
+        let (email_suppressed, email_unsubscribe_url) = match view.delivery {
+            Some(d) => (d.email.suppressed, d.email.unsubscribe_url),
+            None => (None, None),
+        };
         let recipient = Recipient {
             user_id: view.id,
             email: view.email,
             push_tokens: view.push_tokens,
             preferences: view.preferences,
             language: view.language,
+            email_suppressed,
+            email_unsubscribe_url,
         };
         if let Some(g) = generation {
             self.cache

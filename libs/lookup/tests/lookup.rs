@@ -53,6 +53,11 @@ async fn spawn_services() -> Services {
             auth: test_support::auth_settings(),
             cache: cache_settings(&prefix),
             device_defaults: Default::default(),
+            unsubscribe: user_svc::unsubscribe::UnsubscribeSettings {
+                secret: "unsubscribe-test-secret-unsubscribe-test-secret".to_string().into(),
+                ttl: Duration::from_secs(24 * 3600),
+                public_base_url: "https://notify.example.com".into(),
+            },
         })
         .await;
     let templates = spawn_app::<template_svc::startup::Application>(&template_svc::db::MIGRATOR, |db| {
@@ -264,6 +269,55 @@ async fn a_change_through_user_svc_is_seen_by_the_next_lookup() {
     )
     .await;
     assert!(users.get(id).await.unwrap().unwrap().push_tokens.is_empty());
+}
+
+#[tokio::test]
+async fn a_suppression_put_or_lifted_through_user_svc_is_seen_by_the_next_lookup() {
+    let s = spawn_services().await;
+    let id = s.create_user("Carol@Example.com").await;
+    let users = s.users();
+    let before = users.get(id).await.unwrap().unwrap();
+    assert_eq!(before.email_suppressed, None);
+    let link = before
+        .email_unsubscribe_url
+        .expect("service lookups carry the unsubscribe link");
+    assert!(
+        link.starts_with("https://notify.example.com/api/v1/unsubscribe?token=v1."),
+        "{link}"
+    );
+    let generation = s.generation(keys::user_generation(&s.prefix, id)).await;
+
+    // Suppressed under another spelling of the address: the user's cached entry is dropped.
+    let entry = format!("{}/api/v1/suppressions/email/carol@example.COM", s.users.address);
+    s.send(
+        reqwest::Method::PUT,
+        entry.clone(),
+        "suppressions:write",
+        Some(json!({"reason": "hard_bounce", "source": "sendgrid"})),
+    )
+    .await;
+    assert!(s.generation(keys::user_generation(&s.prefix, id)).await > generation);
+    let suppressed = users
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .email_suppressed
+        .expect("suppressed");
+    assert_eq!(
+        (suppressed.reason.as_str(), suppressed.source.as_str()),
+        ("hard_bounce", "sendgrid")
+    );
+
+    let lifted = s
+        .http
+        .delete(&entry)
+        .bearer_auth(service_token("ops", &["suppressions:write"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lifted.status(), reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(users.get(id).await.unwrap().unwrap().email_suppressed, None);
 }
 
 #[tokio::test]

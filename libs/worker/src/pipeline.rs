@@ -282,6 +282,16 @@ impl Pipeline {
                 reason: format!("recipient opted out of {}", self.channel),
             });
         }
+        if let (Channel::Email, Some(s)) = (self.channel, &recipient.email_suppressed) {
+            return Ok(Outcome::Skipped {
+                reason: format!("address suppressed: {} ({}, {})", s.reason, s.source, s.created_at),
+            });
+        }
+        // The one-click link goes into the email's headers (RFC 8058); push has none.
+        let unsubscribe_url = match self.channel {
+            Channel::Email => recipient.email_unsubscribe_url.as_deref(),
+            Channel::Push => None,
+        };
         if targets.is_empty() {
             return Ok(Outcome::Skipped {
                 reason: "recipient has no push device registered".into(),
@@ -363,7 +373,7 @@ impl Pipeline {
                         recipient_name: None,
                         content: &rendered,
                     },
-                    unsubscribe_url: None,
+                    unsubscribe_url,
                 })
                 .instrument(span.clone())
                 .await;

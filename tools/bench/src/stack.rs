@@ -292,6 +292,8 @@ impl Infra {
         [
             ("APP_HOST", "127.0.0.1".to_string()),
             ("APP_JWT_HS256_SECRET", self.jwt_secret.clone()),
+            // user-svc signs unsubscribe links with a key of its own (any fresh one will do).
+            ("APP_UNSUBSCRIBE_SECRET", format!("unsubscribe-{}", self.jwt_secret)),
             ("APP_KAFKA_BOOTSTRAP", bootstrap.to_string()),
             ("APP_KAFKA_TOPIC_PREFIX", prefix.to_string()),
             ("APP_KAFKA_PARTITIONS", PARTITIONS.to_string()),

@@ -1,6 +1,8 @@
 //! The user database (`notify_users`): migrations and SQL.
 
 pub mod devices;
+pub mod preferences;
+pub mod suppressions;
 pub mod users;
 
 use anyhow::Context;

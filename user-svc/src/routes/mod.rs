@@ -1,9 +1,12 @@
 //! HTTP routes of user-svc.
 
 pub mod auth;
+pub mod delivery;
 pub mod devices;
 pub mod health;
 pub mod openapi;
+pub mod suppressions;
+pub mod unsubscribe;
 pub mod users;
 
 use actix_web::web;
@@ -12,7 +15,7 @@ use notify_lookup::Cache;
 use notify_schemas::ids::UserId;
 use sqlx::PgPool;
 
-use crate::password::Passwords;
+use crate::{password::Passwords, unsubscribe::UnsubscribeLinks};
 
 /// Registers every route of user-svc, each resource module its own paths (in their
 /// canonical form; [`notify_kit::http::trailing_slash`] forgives the other).
@@ -21,6 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     openapi::configure(cfg);
     auth::configure(cfg);
     users::configure(cfg);
+    suppressions::configure(cfg);
+    unsubscribe::configure(cfg);
     devices::configure(cfg);
     cfg.route("/metrics", web::get().to(notify_kit::metrics::endpoint));
 }
@@ -34,6 +39,8 @@ pub struct AppState {
     pub user_token_ttl: std::time::Duration,
     pub open_registration: bool,
     pub cache: Cache,
+    /// Mints and verifies the one-click unsubscribe links.
+    pub links: UnsubscribeLinks,
     /// The provider of a device whose registration names none, per platform.
     pub device_defaults: crate::domain::DeviceDefaults,
 }

@@ -4,13 +4,13 @@ use actix_web::web;
 use notify_kit::openapi::BearerAuth;
 use utoipa::OpenApi;
 
-use super::{auth, devices, health, users};
-use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, PushTokenBody};
+use super::{auth, delivery, devices, health, suppressions, unsubscribe, users};
+use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, PushTokenBody, SuppressionBody};
 
 /// user-svc's API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "User service", description = "Users, their contacts (email, push tokens) and channel preferences, and login. Every response is the envelope {success, data, message, meta}. Scopes: `users:read`, `users:write` (services), `users:self` (login tokens: own record only), `users:devices:write` (the push worker: devices used and gone)."),
+    info(title = "User service", description = "Users, their contacts (email, push tokens) and channel preferences, and login. Every response is the envelope {success, data, message, meta}. Scopes: `users:read`, `users:write` (services), `users:self` (login tokens: own record only), `users:devices:write` (the push worker: devices used and gone), `suppressions:read`, `suppressions:write` (operators, provider webhooks). `/api/v1/unsubscribe` needs no token: its signed `token` parameter is the authority."),
     paths(
         users::create,
         users::list,
@@ -23,6 +23,12 @@ use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, P
         devices::remove_gone,
         devices::mark_used,
         users::set_preferences,
+        suppressions::list,
+        suppressions::get,
+        suppressions::put,
+        suppressions::delete,
+        unsubscribe::confirm,
+        unsubscribe::unsubscribe,
         auth::login,
         health::health
     ),
@@ -39,6 +45,13 @@ use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, P
         devices::UsedView,
         users::UserView,
         users::Deleted,
+        delivery::RecipientView,
+        delivery::DeliveryView,
+        delivery::EmailDeliveryView,
+        delivery::SuppressedView,
+        SuppressionBody,
+        suppressions::SuppressionView,
+        unsubscribe::Unsubscribed,
         LoginBody,
         auth::TokenView,
         notify_kit::envelope::PageMeta,
@@ -46,7 +59,7 @@ use crate::domain::{CreateUserBody, LoginBody, PatchUserBody, PreferencesBody, P
         notify_kit::envelope::FieldErrorBody,
     )),
     modifiers(&BearerAuth),
-    tags((name = "users"), (name = "devices"), (name = "auth"), (name = "health"))
+    tags((name = "users"), (name = "devices"), (name = "suppressions"), (name = "unsubscribe"), (name = "auth"), (name = "health"))
 )]
 pub struct ApiDoc;
 
@@ -71,5 +84,6 @@ mod tests {
         assert_request_body_is::<devices::UsedBody>(&doc, "post", "/api/v1/devices/used");
         assert_request_body_is::<PreferencesBody>(&doc, "put", "/api/v1/users/{id}/preferences");
         assert_request_body_is::<LoginBody>(&doc, "post", "/api/v1/auth/login");
+        assert_request_body_is::<SuppressionBody>(&doc, "put", "/api/v1/suppressions/{channel}/{address}");
     }
 }

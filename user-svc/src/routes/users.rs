@@ -226,14 +226,16 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(ApiResponse::page(views, "users", page.meta(total))))
 }
 
-/// A user (its own record for a user token).
+/// A user (its own record for a user token). Service callers (the recipient lookup of the
+/// workers) also get `delivery`: whether the email address is suppressed, and the one-click
+/// unsubscribe link.
 #[utoipa::path(
     get,
     path = "/api/v1/users/{id}",
     tag = "users",
     params(("id" = uuid::Uuid, Path, description = "User id")),
     responses(
-        (status = 200, description = "The user", body = UserView),
+        (status = 200, description = "The user; a service caller also gets `delivery` (suppression of the email address, unsubscribe link)", body = super::delivery::RecipientView),
         (status = 401, description = "Missing or invalid token"),
         (status = 403, description = "Token lacks the scope"),
         (status = 404, description = "No such user (or not yours)")
@@ -251,6 +253,14 @@ pub async fn get(
         .await
         .context("failed to read the user")?
         .ok_or_else(|| not_found(id))?;
+    if caller.token_use == TokenUse::Service {
+        let delivery = super::delivery::of(&state, &user).await?;
+        let view = super::delivery::RecipientView {
+            user: UserView::from(user),
+            delivery,
+        };
+        return Ok(HttpResponse::Ok().json(ApiResponse::ok(view, "user found")));
+    }
     Ok(ok(user, "user found"))
 }
 

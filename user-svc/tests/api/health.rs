@@ -41,6 +41,12 @@ async fn the_openapi_document_and_metrics_are_served() {
         ("/api/v1/devices/used", "post"),
         ("/api/v1/users/{id}/preferences", "put"),
         ("/api/v1/auth/login", "post"),
+        ("/api/v1/suppressions/", "get"),
+        ("/api/v1/suppressions/{channel}/{address}", "get"),
+        ("/api/v1/suppressions/{channel}/{address}", "put"),
+        ("/api/v1/suppressions/{channel}/{address}", "delete"),
+        ("/api/v1/unsubscribe", "get"),
+        ("/api/v1/unsubscribe", "post"),
     ] {
         assert!(v["paths"][path][method].is_object(), "{method} {path}");
     }

@@ -11,7 +11,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use test_support::{service_token, TestDb};
 use user_svc::{
-    password::HashingParams, settings::Settings, startup::Application, SCOPE_USERS_READ, SCOPE_USERS_WRITE,
+    password::HashingParams, settings::Settings, startup::Application, unsubscribe::UnsubscribeSettings,
+    SCOPE_USERS_READ, SCOPE_USERS_WRITE,
 };
 
 pub use test_support::app::assert_error_envelope;
@@ -101,8 +102,19 @@ fn settings(db: &TestDb) -> Settings {
             op_timeout: Duration::from_millis(500),
         },
         device_defaults: Default::default(),
+        unsubscribe: UnsubscribeSettings {
+            secret: secrecy::SecretString::from(UNSUBSCRIBE_SECRET.to_string()),
+            ttl: Duration::from_secs(60 * 24 * 3600),
+            public_base_url: PUBLIC_BASE_URL.into(),
+        },
     }
 }
+
+/// The unsubscribe key of the test settings.
+pub const UNSUBSCRIBE_SECRET: &str = "unsubscribe-test-secret-unsubscribe-test-secret";
+/// The public address the test settings put in unsubscribe links (tests call the app's
+/// own address with the link's path and query).
+pub const PUBLIC_BASE_URL: &str = "https://notify.example.com";
 
 /// Starts a user-svc with the test settings changed by `configure`; its logs are captured
 /// ([`logs_text`]).

@@ -11,3 +11,5 @@ mod helpers;
 mod listing;
 mod login;
 mod ownership;
+mod suppressions;
+mod unsubscribe;
