@@ -227,7 +227,15 @@ impl Stack {
         );
         let mut projector = Service::new(
             "status-projector",
-            with(common.clone(), &[("APP_DATABASE_URL", db.url.clone())]),
+            with(
+                common.clone(),
+                &[
+                    ("APP_DATABASE_URL", db.url.clone()),
+                    // Static membership, as the workers that tests SIGKILL: see
+                    // `add_email_worker_with`.
+                    ("APP_CONSUMER_INSTANCE_ID", "projector-0".into()),
+                ],
+            ),
         );
         user_svc.start();
         template_svc.start();
