@@ -46,6 +46,10 @@ pub struct Settings {
     /// `APP_PROJECTOR_CONCURRENCY`: events applied at once (default 8), spread by
     /// notification id so one notification's events apply in order.
     pub concurrency: usize,
+    /// `APP_CONSUMER_INSTANCE_ID`: static group membership (`group.instance.id`), as the
+    /// workers have it: a restarted instance takes its old place at once instead of waiting
+    /// for the dead member to be expired (which the local broker does not reliably do).
+    pub instance_id: Option<String>,
 }
 
 impl Settings {
@@ -63,6 +67,7 @@ impl Settings {
             schema_registry_url: settings::string("APP_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
             group_id,
             concurrency: settings::positive("APP_PROJECTOR_CONCURRENCY", 8)?,
+            instance_id: settings::optional("APP_CONSUMER_INSTANCE_ID"),
         })
     }
 }
@@ -118,11 +123,11 @@ impl Projector {
         });
         let topic = settings.kafka.topics().status();
         notify_kafka::ensure_topics(&settings.kafka, std::slice::from_ref(&topic)).await?;
-        let consumer: StreamConsumer = settings
-            .kafka
-            .consumer_config(&settings.group_id, 2048)
-            .create()
-            .context("failed to create the consumer")?;
+        let mut config = settings.kafka.consumer_config(&settings.group_id, 2048);
+        if let Some(instance) = &settings.instance_id {
+            config.set("group.instance.id", format!("{}/{instance}", settings.group_id));
+        }
+        let consumer: StreamConsumer = config.create().context("failed to create the consumer")?;
         consumer.subscribe(&[&topic])?;
         let registry = SchemaRegistry::new(&settings.schema_registry_url)?;
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;

@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 use notify_kit::auth::{SCOPE_READ, SCOPE_SEND, SCOPE_STATUS_WRITE, SCOPE_SUPPRESSIONS_READ, SCOPE_SUPPRESSIONS_WRITE};
 use serde_json::{json, Value};
 use test_support::{
-    kafka_bootstrap,
+    admin_database_url, kafka_bootstrap,
     process::{free_port, Proc},
     redis_url, registry_url,
     smtp::TestSmtpServer,
@@ -30,7 +30,7 @@ pub struct Service {
 }
 
 impl Service {
-    fn new(name: &'static str, mut env: Vec<(&'static str, String)>) -> Self {
+    pub fn new(name: &'static str, mut env: Vec<(&'static str, String)>) -> Self {
         let port = free_port();
         env.push(("APP_PORT", port.to_string()));
         Self {
@@ -67,6 +67,21 @@ impl Service {
         .await;
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.child.id())
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the running process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the service runs").to_string();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
     /// SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut p) = self.proc.take() {
@@ -100,6 +115,28 @@ impl Default for Tiers {
     }
 }
 
+/// Where a stack's servers are: the shared ones by default (`TEST_*`), or a test's own
+/// (private PostgreSQL, Redis, broker and registry that it may crash).
+#[derive(Clone)]
+pub struct Servers {
+    /// An admin connection URL; the stack creates its databases on that server.
+    pub admin_database_url: String,
+    pub redis_url: String,
+    pub kafka_bootstrap: String,
+    pub registry_url: String,
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Self {
+            admin_database_url: admin_database_url(),
+            redis_url: redis_url(),
+            kafka_bootstrap: kafka_bootstrap(),
+            registry_url: registry_url(),
+        }
+    }
+}
+
 /// The pipeline of one test.
 pub struct Stack {
     pub db: TestDb,
@@ -113,6 +150,7 @@ pub struct Stack {
     pub workers: Vec<Service>,
     pub http: reqwest::Client,
     pub token: String,
+    pub servers: Servers,
     common: Vec<(&'static str, String)>,
     tiers: Tiers,
 }
@@ -120,15 +158,15 @@ pub struct Stack {
 /// user-svc's unsubscribe-link key in the tests.
 const UNSUBSCRIBE_SECRET: &str = "e2e-unsubscribe-secret-e2e-unsubscribe-secret";
 
-fn common_env(prefix: &str, cache_prefix: &str) -> Vec<(&'static str, String)> {
+fn common_env(servers: &Servers, prefix: &str, cache_prefix: &str) -> Vec<(&'static str, String)> {
     vec![
         ("APP_JWT_HS256_SECRET", JWT_SECRET.to_string()),
         ("APP_UNSUBSCRIBE_SECRET", UNSUBSCRIBE_SECRET.to_string()),
-        ("APP_KAFKA_BOOTSTRAP", kafka_bootstrap()),
+        ("APP_KAFKA_BOOTSTRAP", servers.kafka_bootstrap.clone()),
         ("APP_KAFKA_TOPIC_PREFIX", prefix.to_string()),
         ("APP_KAFKA_PARTITIONS", "3".into()),
-        ("APP_SCHEMA_REGISTRY_URL", registry_url()),
-        ("APP_REDIS_URL", redis_url()),
+        ("APP_SCHEMA_REGISTRY_URL", servers.registry_url.clone()),
+        ("APP_REDIS_URL", servers.redis_url.clone()),
         ("APP_CACHE_PREFIX", cache_prefix.to_string()),
         ("APP_HTTP_WORKERS", "1".into()),
         ("RUST_LOG", std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into())),
@@ -149,11 +187,16 @@ impl Stack {
 
     /// [`Stack::start`] with more environment for every service (workers added later too).
     pub async fn start_with_env(tiers: Tiers, extra: &[(&'static str, String)]) -> Self {
-        test_support::ensure_schemas().await;
-        let db = TestDb::new().await;
+        Self::start_on(Servers::default(), tiers, extra).await
+    }
+
+    /// [`Stack::start_with_env`] on `servers`.
+    pub async fn start_on(servers: Servers, tiers: Tiers, extra: &[(&'static str, String)]) -> Self {
+        test_support::ensure_schemas_at(&servers.registry_url).await;
+        let db = TestDb::on(&servers.admin_database_url, &notify_store::MIGRATOR).await;
         let prefix = topic_prefix();
         let cache_prefix = format!("{}:", unique("c"));
-        let common = with(common_env(&prefix, &cache_prefix), extra);
+        let common = with(common_env(&servers, &prefix, &cache_prefix), extra);
         let base_db = db.url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
         let smtp = TestSmtpServer::start();
 
@@ -198,7 +241,15 @@ impl Stack {
         );
         let mut projector = Service::new(
             "status-projector",
-            with(common.clone(), &[("APP_DATABASE_URL", db.url.clone())]),
+            with(
+                common.clone(),
+                &[
+                    ("APP_DATABASE_URL", db.url.clone()),
+                    // Static membership, as the workers that tests SIGKILL: see
+                    // `add_email_worker_with`.
+                    ("APP_CONSUMER_INSTANCE_ID", "projector-0".into()),
+                ],
+            ),
         );
         user_svc.start();
         template_svc.start();
@@ -234,6 +285,7 @@ impl Stack {
             workers: Vec::new(),
             http: reqwest::Client::new(),
             token,
+            servers,
             common,
             tiers,
         }
@@ -487,9 +539,10 @@ impl Stack {
     /// Every record on `topics` (physical names built from logical ones).
     pub async fn records(&self, logical: &[&str], expected: usize) -> Vec<test_support::kafka::Record> {
         let topics: Vec<String> = logical.iter().map(|t| format!("{}{t}", self.prefix)).collect();
+        let bootstrap = self.servers.kafka_bootstrap.clone();
         tokio::task::spawn_blocking(move || {
             test_support::kafka::read_all(
-                &kafka_bootstrap(),
+                &bootstrap,
                 &topics,
                 expected,
                 Duration::from_secs(30),

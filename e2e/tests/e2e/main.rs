@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_schemas;
+mod chaos;
 mod dlt_replay;
 mod email_delivery;
 mod harness;

@@ -45,7 +45,37 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ApiError {
+    /// An unexpected error, unless its cause is the database being unreachable (down,
+    /// restarting, no connection free within the pool's timeout): that is a `503` the client
+    /// may retry (with the same `request_id`), not a `500`.
+    fn from(cause: anyhow::Error) -> Self {
+        if cause
+            .chain()
+            .any(|e| e.downcast_ref::<sqlx::Error>().is_some_and(database_unavailable))
+        {
+            tracing::warn!(error = format!("{cause:#}"), "the database is unavailable");
+            return Self::Unavailable("the database is unavailable; try again shortly".into());
+        }
+        Self::Internal(cause)
+    }
+}
+
+/// Whether `e` says the database could not be reached or went away, rather than that the
+/// query was wrong: no connection (refused, reset, pool timed out or closed), or the server
+/// ending the session (SQLSTATE class 08, connection exception; 57P01–57P03, shutting down
+/// or not yet accepting connections).
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
 }
 
 impl ApiError {
@@ -149,6 +179,27 @@ mod tests {
         assert_eq!(v["error"]["code"], "validation_failed");
         assert_eq!(v["error"]["details"][0]["field"], "user_id");
         assert_eq!(v["error"]["details"][1]["reason"], "must be between 1 and 10");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_the_client_may_retry() {
+        let cause = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("failed to store the notification");
+
+        let err = ApiError::from(cause);
+
+        assert_eq!(err.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = body_json(err.error_response());
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "unavailable");
+    }
+
+    #[test]
+    fn a_query_error_stays_an_opaque_500() {
+        let cause = anyhow::Error::new(sqlx::Error::RowNotFound).context("failed to read");
+
+        let err = ApiError::from(cause);
+
+        assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

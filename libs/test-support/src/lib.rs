@@ -8,6 +8,7 @@ pub mod app;
 pub mod kafka;
 pub mod openapi;
 pub mod otlp;
+pub mod postgres;
 pub mod process;
 pub mod prometheus;
 pub mod redis;
@@ -75,7 +76,13 @@ impl TestDb {
 
     /// Creates `test_<random>` and runs `migrator` in it (services with their own database).
     pub async fn with_migrator(migrator: &sqlx::migrate::Migrator) -> Self {
-        let admin = admin_database_url();
+        Self::on(&admin_database_url(), migrator).await
+    }
+
+    /// Creates `test_<random>` on the server of `admin` (an admin connection URL, e.g. a
+    /// [`postgres::PrivatePostgres`]'s) and runs `migrator` in it.
+    pub async fn on(admin: &str, migrator: &sqlx::migrate::Migrator) -> Self {
+        let admin = admin.to_string();
         let name = unique("test_");
         let mut conn = PgConnection::connect(&admin)
             .await
@@ -124,7 +131,12 @@ pub fn user_token(user_id: &str) -> String {
 
 /// Registers the platform's schemas (the deploy step; idempotent).
 pub async fn ensure_schemas() {
-    let registry = notify_schemas::registry::SchemaRegistry::new(&registry_url()).unwrap();
+    ensure_schemas_at(&registry_url()).await;
+}
+
+/// Registers the platform's schemas in the registry at `url` (idempotent).
+pub async fn ensure_schemas_at(url: &str) {
+    let registry = notify_schemas::registry::SchemaRegistry::new(url).unwrap();
     registry
         .register_all(notify_schemas::CONTRACTS, "BACKWARD")
         .await

@@ -81,6 +81,11 @@ impl PrivateBroker {
         assert!(status.success(), "{script} failed: {status}");
     }
 
+    /// The broker's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -131,6 +136,13 @@ impl PrivateRegistry {
         wait_port(self.port, Duration::from_secs(30));
     }
 
+    /// The registry's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL (the registry keeps its schemas in memory: register them again after a
+    /// restart, as the deploy step does).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -1,6 +1,7 @@
 //! A real SMTP server in the test process: the `mailin` protocol engine (through
 //! `smtp_sink::server`) on a free 127.0.0.1 port, recording every accepted message, with a
-//! switch to refuse mail (`451` or `550`) and an outage (`stop`/`restart` on the same port).
+//! switch to refuse mail (`451` or `550`) or hang (no answer to `RCPT TO`), and an outage
+//! (`stop`/`restart` on the same port).
 //!
 //! ```ignore
 //! let smtp = TestSmtpServer::start();
@@ -34,12 +35,15 @@ pub enum Mode {
     TransientFailure,
     /// `550` to every recipient and message: a permanent failure (no such mailbox).
     PermanentFailure,
+    /// No answer to `RCPT TO` while the mode lasts (a server that hangs); the session then
+    /// goes on as the new mode says. Clients see their own timeout.
+    Hang,
 }
 
 impl Mode {
     fn refusal(self) -> Option<Reply> {
         match self {
-            Self::Accept => None,
+            Self::Accept | Self::Hang => None,
             Self::TransientFailure => Some(Reply::new(451, "4.3.0 try again later")),
             Self::PermanentFailure => Some(Reply::new(550, "5.1.1 mailbox unavailable")),
         }
@@ -128,6 +132,7 @@ struct Recorder {
     mode: Mutex<Mode>,
     messages: Mutex<Vec<ReceivedMail>>,
     refused: AtomicUsize,
+    hung: AtomicUsize,
 }
 
 impl Recorder {
@@ -150,6 +155,15 @@ impl Recorder {
 
 impl MailHandler for Recorder {
     fn rcpt(&self, _to: &str) -> Reply {
+        // One thread per session: hanging here holds only this session.
+        let mut hung = false;
+        while *self.mode() == Mode::Hang {
+            if !hung {
+                hung = true;
+                self.hung.fetch_add(1, Ordering::SeqCst);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.refuse().unwrap_or_else(|| Reply::ok("2.1.5 OK"))
     }
 
@@ -216,6 +230,11 @@ impl TestSmtpServer {
     /// How many recipients and messages were refused because of the mode.
     pub fn refused(&self) -> usize {
         self.recorder.refused.load(Ordering::SeqCst)
+    }
+
+    /// How many recipients were held without an answer because of [`Mode::Hang`].
+    pub fn hung(&self) -> usize {
+        self.recorder.hung.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `n` messages were accepted and returns them all; panics after
