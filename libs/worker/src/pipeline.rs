@@ -364,6 +364,7 @@ impl Pipeline {
                         content: &rendered,
                     },
                     unsubscribe_url: None,
+                    provider: t.device.map(|d| d.provider.as_str()),
                 })
                 .instrument(span.clone())
                 .await;
