@@ -345,6 +345,16 @@ impl Stack {
     /// also plays Google's token endpoint, mounted here): project [`FCM_PROJECT`], the
     /// providers' test-only service account.
     pub async fn add_push_worker(&mut self, fcm: &wiremock::MockServer) -> usize {
+        self.add_push_worker_with(fcm, &[]).await
+    }
+
+    /// [`Stack::add_push_worker`] with more environment (`APP_PUSH_PROVIDERS` and the
+    /// settings of more providers).
+    pub async fn add_push_worker_with(
+        &mut self,
+        fcm: &wiremock::MockServer,
+        extra: &[(&'static str, String)],
+    ) -> usize {
         wiremock::Mock::given(wiremock::matchers::method("POST"))
             .and(wiremock::matchers::path("/token"))
             .respond_with(
@@ -367,6 +377,7 @@ impl Stack {
             ("APP_FCM_PROJECT_ID", FCM_PROJECT.into()),
             ("APP_FCM_SERVICE_ACCOUNT_JSON", service_account.to_string()),
         ]);
+        let env = with(env, extra);
         let mut w = Service::new("push-worker", env);
         w.start_healthy().await;
         self.workers.push(w);

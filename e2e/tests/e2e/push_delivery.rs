@@ -53,31 +53,77 @@ async fn devices_of(s: &Stack, user: uuid::Uuid) -> Vec<serde_json::Value> {
     v["data"].as_array().unwrap().clone()
 }
 
-/// A browser's Web Push subscription (keys of the right sizes).
-fn web_subscription() -> serde_json::Value {
-    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-    let mut point = vec![0x04_u8];
-    point.extend([0x2a_u8; 64]);
-    json!({
-        "endpoint": "https://push.example.net/wpush/v2/gone-subscription",
-        "keys": {"p256dh": URL_SAFE_NO_PAD.encode(point), "auth": URL_SAFE_NO_PAD.encode([7_u8; 16])}
-    })
+/// The browser's side of a Web Push subscription: its key pair and auth secret, to decrypt
+/// what the push service received.
+struct Browser {
+    secret: p256::SecretKey,
+    auth: [u8; 16],
 }
+
+impl Browser {
+    fn new() -> Self {
+        use rand::RngCore as _;
+        let mut auth = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut auth);
+        Self {
+            secret: p256::SecretKey::random(&mut rand::rngs::OsRng),
+            auth,
+        }
+    }
+
+    /// `PushSubscription.toJSON()` for `endpoint`.
+    fn subscription(&self, endpoint: &str) -> serde_json::Value {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+        use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+        json!({
+            "endpoint": endpoint,
+            "expirationTime": null,
+            "keys": {
+                "p256dh": URL_SAFE_NO_PAD.encode(self.secret.public_key().to_encoded_point(false).as_bytes()),
+                "auth": URL_SAFE_NO_PAD.encode(self.auth),
+            }
+        })
+    }
+
+    /// The notification a push message carried (RFC 8291 `aes128gcm`).
+    fn read(&self, body: &[u8]) -> serde_json::Value {
+        let plaintext =
+            notify_providers::webpush::ece::decrypt(body, &self.secret, &self.auth).expect("the payload decrypts");
+        serde_json::from_slice(&plaintext).unwrap()
+    }
+}
+
+const WEB_PUSH_PATH: &str = "/wpush/v2/e2e-subscription";
 
 #[tokio::test]
 async fn an_android_an_ios_and_a_web_device_each_get_it_and_a_gone_one_is_removed_while_the_others_are_delivered() {
+    // FCM delivers to the Android device and says the iOS one is unregistered (404
+    // UNREGISTERED, as FCM HTTP v1 documents it); a push service takes the Web Push message.
     let fcm = MockServer::start().await;
-    for token in ["android-device-token", "ios-device-token"] {
-        Mock::given(method("POST"))
-            .and(path("/v1/messages:send"))
-            .and(body_partial_json(json!({"message": {"token": token}})))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(json!({"name": format!("projects/p/messages/{token}")})),
-            )
-            .expect(1)
-            .mount(&fcm)
-            .await;
-    }
+    Mock::given(method("POST"))
+        .and(path(FCM_SEND))
+        .and(body_partial_json(json!({"message": {"token": "android-device-token"}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "projects/notify-e2e/messages/1"})))
+        .expect(1)
+        .mount(&fcm)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(FCM_SEND))
+        .and(body_partial_json(json!({"message": {"token": "ios-device-token"}})))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {
+            "code": 404, "status": "NOT_FOUND", "message": "Requested entity was not found.",
+            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}]
+        }})))
+        .expect(1)
+        .mount(&fcm)
+        .await;
+    let push_service = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(WEB_PUSH_PATH))
+        .respond_with(ResponseTemplate::new(201).insert_header("Location", "https://push.example.net/m/1"))
+        .expect(1)
+        .mount(&push_service)
+        .await;
 
     let mut s = Stack::start(Tiers::default()).await;
     push_template(&s).await;
@@ -90,25 +136,41 @@ async fn an_android_an_ios_and_a_web_device_each_get_it_and_a_gone_one_is_remove
         json!({"token": "android-device-token", "platform": "android"}),
     )
     .await;
+    let browser = Browser::new();
+    let web = register(
+        &s,
+        user,
+        json!({"token": browser.subscription("https://push.example.net/wpush/v2/e2e-subscription"), "platform": "web"}),
+    )
+    .await;
+    // Registration takes https endpoints only and wiremock speaks http: point the stored
+    // subscription at the fake push service (the worker allows http for it, below). The
+    // next registration invalidates the user's lookup cache.
+    let users_db = sqlx::PgPool::connect(&format!("{}_users", s.db.url)).await.unwrap();
+    let moved =
+        sqlx::query("UPDATE push_tokens SET token = replace(token, 'https://push.example.net', $1) WHERE id = $2")
+            .bind(push_service.uri())
+            .bind(uuid::Uuid::parse_str(&web).unwrap())
+            .execute(&users_db)
+            .await
+            .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
     let ios = register(&s, user, json!({"token": "ios-device-token", "platform": "ios"})).await;
-    let web = register(&s, user, json!({"token": web_subscription(), "platform": "web"})).await;
-    let web_token = devices_of(&s, user)
-        .await
-        .into_iter()
-        .find(|d| d["id"] == web.as_str())
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // The push service says the subscription is gone (`410 Gone`).
-    Mock::given(method("POST"))
-        .and(path("/v1/messages:send"))
-        .and(body_partial_json(json!({"message": {"token": web_token}})))
-        .respond_with(ResponseTemplate::new(410).set_body_string("push subscription has unsubscribed or expired."))
-        .expect(1)
-        .mount(&fcm)
-        .await;
-    s.add_push_worker(&format!("{}/v1/messages:send", fcm.uri())).await;
+
+    let vapid = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    s.add_push_worker_with(
+        &fcm,
+        &[
+            ("APP_PUSH_PROVIDERS", "fcm,webpush".into()),
+            ("APP_VAPID_PRIVATE_KEY", {
+                use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+                URL_SAFE_NO_PAD.encode(vapid.to_bytes())
+            }),
+            ("APP_VAPID_SUBJECT", "mailto:ops@notify.test".into()),
+            ("APP_WEBPUSH_ALLOW_HTTP", "true".into()),
+        ],
+    )
+    .await;
 
     let id = s
         .send(
@@ -124,8 +186,8 @@ async fn an_android_an_ios_and_a_web_device_each_get_it_and_a_gone_one_is_remove
     let report = n["last_error"].as_str().unwrap_or_default().to_string();
     for expected in [
         format!("android fcm {android}: sent"),
-        format!("ios fcm {ios}: sent"),
-        format!("web webpush {web}: gone, removed"),
+        format!("ios fcm {ios}: gone, removed"),
+        format!("web webpush {web}: sent"),
     ] {
         assert!(report.contains(&expected), "the status says `{expected}`: {n}");
     }
@@ -138,10 +200,18 @@ async fn an_android_an_ios_and_a_web_device_each_get_it_and_a_gone_one_is_remove
     .await;
     let mut ids: Vec<&str> = remaining.iter().map(|d| d["id"].as_str().unwrap()).collect();
     ids.sort_unstable();
-    let mut want = [android.as_str(), ios.as_str()];
+    let mut want = [android.as_str(), web.as_str()];
     want.sort_unstable();
     assert_eq!(ids, want, "the delivered devices stay, marked used");
+
+    let to_browser = push_service.received_requests().await.unwrap();
+    let shown = browser.read(&to_browser[0].body);
+    assert_eq!(shown["title"], "Order C-3 shipped", "{shown}");
+    assert_eq!(shown["body"], "It arrives soon", "{shown}");
+    assert_eq!(shown["url"], "https://shop.test/o/C-3", "{shown}");
+    assert_eq!(shown["data"]["notification_id"], id.to_string(), "{shown}");
     fcm.verify().await;
+    push_service.verify().await;
 }
 
 #[tokio::test]

@@ -108,10 +108,14 @@ impl FcmProvider {
         })
     }
 
-    /// Whether FCM can take this device: any token but a Web Push subscription or a
-    /// OneSignal subscription id (a UUID, which no FCM registration token is).
-    pub fn accepts(message: &OutgoingMessage<'_>) -> bool {
-        !WebPushSubscription::looks_like(message.target) && uuid::Uuid::parse_str(message.target).is_err()
+    /// Whether FCM can take this device: one registered with `fcm`; when the delivery does
+    /// not name the device's provider, any token but a Web Push subscription or a
+    /// OneSignal subscription id (a UUID, which no FCM registration token is). The `http`
+    /// stand-in takes the same devices.
+    pub fn accepts(delivery: &Delivery<'_>) -> bool {
+        crate::chain::accepts_named(delivery, "fcm", |message| {
+            !WebPushSubscription::looks_like(message.target) && uuid::Uuid::parse_str(message.target).is_err()
+        })
     }
 
     async fn post(
@@ -376,11 +380,7 @@ mod tests {
             "INVALID_ARGUMENT",
             "The registration token is not a valid FCM registration token",
         );
-        assert!(push::is_gone(&classify(
-            StatusCode::BAD_REQUEST,
-            &HeaderMap::new(),
-            &body
-        )));
+        assert!(classify(StatusCode::BAD_REQUEST, &HeaderMap::new(), &body).is_gone());
 
         let f = classify(
             StatusCode::FORBIDDEN,
@@ -389,6 +389,6 @@ mod tests {
         );
 
         assert_eq!(f.kind, FailureKind::Recipient);
-        assert!(f.alert && !push::is_gone(&f));
+        assert!(f.alert && !f.is_gone());
     }
 }

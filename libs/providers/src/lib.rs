@@ -9,7 +9,7 @@
 //! - push: [`FcmProvider`] (`fcm`, FCM HTTP v1), [`WebPushProvider`] (`webpush`, RFC 8291
 //!   encryption and VAPID), [`OneSignalProvider`] (`onesignal`); [`HttpPushProvider`]
 //!   (`http`), an FCM-like JSON API with a static key kept as a local stand-in;
-//!   [`push::is_gone`] tells a device that must be removed;
+//!   a device that must be removed fails with `ProviderFailure::gone` ([`push::gone`]);
 //! - [`chain::ProviderChain`]: ordered providers with failover, a [`breaker`] and a shared
 //!   [`rate_limit`] per member, itself a provider; [`build_email_chain`] and
 //!   [`build_push_chain`] build each channel's from `APP_EMAIL_PROVIDERS` /

@@ -79,10 +79,11 @@ impl OneSignalProvider {
         })
     }
 
-    /// Whether OneSignal can take this device: its token is a OneSignal subscription id (a
-    /// UUID).
-    pub fn accepts(message: &OutgoingMessage<'_>) -> bool {
-        Uuid::parse_str(message.target).is_ok()
+    /// Whether OneSignal can take this device: one registered with `onesignal`; when the
+    /// delivery does not name the device's provider, a token that is a OneSignal
+    /// subscription id (a UUID).
+    pub fn accepts(delivery: &Delivery<'_>) -> bool {
+        crate::chain::accepts_named(delivery, "onesignal", |message| Uuid::parse_str(message.target).is_ok())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `http` push provider: an FCM-HTTP-v1-like JSON API with a static bearer key, one `POST`
 //! per device token. A stand-in for local stacks (Compose's push mock), not a real provider;
 //! the real ones are [`crate::fcm`], [`crate::webpush`] and [`crate::onesignal`]. Also the
-//! shared push helpers ([`DeviceToken`], [`gone`]/[`is_gone`]).
+//! shared push helpers ([`DeviceToken`], [`gone`]).
 //!
 //! ```json
 //! {"message": {
@@ -34,23 +34,13 @@ pub(crate) fn content<'a>(message: &'a OutgoingMessage<'_>) -> Result<&'a PushCo
     }
 }
 
-/// How a push provider's "this device is gone" (FCM `UNREGISTERED`, Web Push 404/410,
-/// OneSignal `invalid_player_ids`) starts its message.
-pub const GONE_PREFIX: &str = "gone: ";
-
-/// A recipient failure saying the device is no longer registered: its token should be
-/// removed. Recognised by [`is_gone`].
-pub fn gone(provider: &str, detail: impl fmt::Display) -> ProviderFailure {
-    ProviderFailure::recipient(format!(
-        "{GONE_PREFIX}{provider} says the device is no longer registered ({detail})"
-    ))
-}
-
-/// Whether `failure` says the device is gone (see [`gone`]): a recipient failure that
-/// should remove the token. Other recipient failures (a malformed token, a token of
+/// A push provider's "this device is gone" (FCM `UNREGISTERED`, Web Push 404/410, OneSignal
+/// `invalid_player_ids`, the `http` provider's 410 / `UNREGISTERED`):
+/// [`ProviderFailure::gone`], which the worker reads with [`ProviderFailure::is_gone`] and
+/// answers by removing the device. Other recipient failures (a malformed token, a token of
 /// another sender) refuse this delivery only.
-pub fn is_gone(failure: &ProviderFailure) -> bool {
-    failure.kind == notify_worker::provider::FailureKind::Recipient && failure.message.starts_with(GONE_PREFIX)
+pub fn gone(provider: &str, detail: impl fmt::Display) -> ProviderFailure {
+    ProviderFailure::gone(format!("{provider} says the device is no longer registered ({detail})"))
 }
 
 /// Settings of [`HttpPushProvider`]. `Debug` never shows the key.
@@ -322,16 +312,27 @@ fn classify(status: StatusCode, body: &str) -> ProviderFailure {
             tracing::error!(status = status.as_u16(), %detail, "the push provider refused our credentials: check APP_PUSH_PROVIDER_KEY");
             ProviderFailure::alert(what)
         }
-        // The token is unknown or expired (FCM: 404 UNREGISTERED; 410 elsewhere).
-        404 | 410 => ProviderFailure::recipient(what),
+        // The token is unknown or expired: 410, or FCM's `UNREGISTERED` error code (with 404
+        // or 400). A bare 404 is not enough: a wrong URL answers 404 for every token, and a
+        // removal cannot be undone.
+        410 => gone("http", what),
+        400 | 404 if unregistered(body) => gone("http", what),
         408 | 429 => ProviderFailure::transient(what),
-        // 400 UNREGISTERED / INVALID_ARGUMENT and any other refusal of the request itself:
-        // the same request would be refused again.
+        // INVALID_ARGUMENT and any other refusal of the request itself: the same request
+        // would be refused again.
         400..=499 => ProviderFailure::recipient(what),
         500..=599 => ProviderFailure::transient(what),
         // A redirect that was not followed, or an informational answer: not a refusal.
         _ => ProviderFailure::transient(what),
     }
+}
+
+/// Whether an FCM error body names the `UNREGISTERED` error code (in `error.details[]`).
+fn unregistered(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|j| j.pointer("/error/details").and_then(|d| d.as_array()).cloned())
+        .is_some_and(|details| details.iter().any(|d| d["errorCode"] == "UNREGISTERED"))
 }
 
 /// `STATUS: message` from an FCM error body (`{"error": {"status", "message", …}}`), else
@@ -359,15 +360,28 @@ mod tests {
 
         let err = classify(StatusCode::NOT_FOUND, body);
 
-        assert!(!err.is_transient());
+        assert!(err.is_gone(), "{err:?}");
         assert!(err.message.contains("NOT_FOUND"), "{err}");
+        assert!(classify(StatusCode::GONE, "").is_gone());
+    }
+
+    #[test]
+    fn a_bare_404_refuses_the_device_but_does_not_remove_it() {
+        let err = classify(
+            StatusCode::NOT_FOUND,
+            r#"{"error": {"status": "NOT_FOUND", "message": "no such path"}}"#,
+        );
+
+        assert_eq!(err.kind, notify_worker::provider::FailureKind::Recipient);
+        assert!(!err.is_gone(), "{err:?}");
     }
 
     #[test]
     fn an_invalid_argument_is_permanent() {
         let body = r#"{"error": {"status": "INVALID_ARGUMENT", "message": "bad token"}}"#;
 
-        assert!(!classify(StatusCode::BAD_REQUEST, body).is_transient());
+        let err = classify(StatusCode::BAD_REQUEST, body);
+        assert!(!err.is_transient() && !err.is_gone(), "{err:?}");
     }
 
     #[test]

@@ -374,6 +374,7 @@ impl Pipeline {
                         content: &rendered,
                     },
                     unsubscribe_url,
+                    provider: t.device.map(|d| d.provider.as_str()),
                 })
                 .instrument(span.clone())
                 .await;

@@ -39,6 +39,10 @@ pub struct Delivery<'a> {
     /// The recipient's one-click unsubscribe link (email): providers add `List-Unsubscribe`
     /// and `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) when it is set.
     pub unsubscribe_url: Option<&'a str>,
+    /// The provider the device was registered with (push: `fcm`, `webpush`, `onesignal`, as
+    /// user-svc stores it). A provider chain sends the device only to members of that name;
+    /// `None` (email, or a caller that does not know) leaves the choice to the token's shape.
+    pub provider: Option<&'a str>,
 }
 
 impl<'a> From<OutgoingMessage<'a>> for Delivery<'a> {
@@ -46,6 +50,7 @@ impl<'a> From<OutgoingMessage<'a>> for Delivery<'a> {
         Self {
             message,
             unsubscribe_url: None,
+            provider: None,
         }
     }
 }
@@ -144,16 +149,10 @@ impl ProviderFailure {
         }
     }
 
-    /// Whether the device is gone for good (see [`ProviderFailure::gone`]).
-    ///
-    /// Besides the flag, a [`FailureKind::Recipient`] failure whose message carries FCM's
-    /// `UNREGISTERED` code or the HTTP push provider's `answered 410` counts: that provider
-    /// (`notify_providers::push`) predates the flag. Its `404` is left out on purpose: a
-    /// wrong endpoint answers 404 for every token, and removal cannot be undone. Remove this
-    /// fallback once every push provider sets `gone`.
+    /// Whether the device is gone for good: the flag [`ProviderFailure::gone`] sets, and
+    /// nothing else (the message is for people, never parsed).
     pub fn is_gone(&self) -> bool {
-        self.kind == FailureKind::Recipient
-            && (self.gone || self.message.contains("UNREGISTERED") || self.message.contains("answered 410"))
+        self.kind == FailureKind::Recipient && self.gone
     }
 
     /// A transient failure that an operator must fix (refused credentials, configuration).
@@ -256,10 +255,9 @@ mod tests {
         assert!(!ProviderFailure::recipient("INVALID_ARGUMENT: bad payload").is_gone());
         assert!(!ProviderFailure::permanent("push provider answered 404: NOT_FOUND").is_gone());
         assert!(!ProviderFailure::transient("UNREGISTERED?").is_gone());
-        // The HTTP push provider's wording, until it sets the flag itself; never a bare 404.
-        assert!(ProviderFailure::recipient("push provider answered 410: Gone").is_gone());
-        assert!(!ProviderFailure::recipient("push provider answered 404: NOT_FOUND: not found").is_gone());
-        assert!(ProviderFailure::recipient("fcm: UNREGISTERED").is_gone());
+        // Only the flag counts: a message that reads like a gone device is not one.
+        assert!(!ProviderFailure::recipient("push provider answered 410: Gone").is_gone());
+        assert!(!ProviderFailure::recipient("fcm: UNREGISTERED").is_gone());
     }
 
     #[test]

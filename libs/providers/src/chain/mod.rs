@@ -8,9 +8,11 @@
 //! failure is returned at once: an address one provider refuses is bad everywhere.
 //!
 //! A member may take only some targets ([`ChainBuilder::member_for`]): a push chain sends a
-//! Web Push subscription only to `webpush`, a OneSignal subscription id only to
-//! `onesignal`. Members that do not take a target are passed over for it (their circuits
-//! untouched); when none takes it, the target is refused (a recipient failure).
+//! device only to members of the provider it was registered with ([`Delivery::provider`]),
+//! and, when that is not known, by the token's shape (a Web Push subscription only to
+//! `webpush`, a OneSignal subscription id only to `onesignal`, any other token to `fcm`).
+//! Members that do not take a target are passed over for it (their circuits untouched);
+//! when none takes it, the target is refused (a recipient failure).
 
 mod settings;
 
@@ -28,11 +30,20 @@ pub use settings::{
 };
 
 /// Which targets a member takes (see [`ChainBuilder::member_for`]).
-pub type Accepts = fn(&OutgoingMessage<'_>) -> bool;
+pub type Accepts = fn(&Delivery<'_>) -> bool;
 
 /// Every target.
-pub fn accepts_all(_: &OutgoingMessage<'_>) -> bool {
+pub fn accepts_all(_: &Delivery<'_>) -> bool {
     true
+}
+
+/// Whether a member called `name` takes `delivery`: the device's provider when the delivery
+/// names one, else what `by_shape` says of the token.
+pub fn accepts_named(delivery: &Delivery<'_>, name: &str, by_shape: fn(&OutgoingMessage<'_>) -> bool) -> bool {
+    match delivery.provider {
+        Some(provider) => provider == name,
+        None => by_shape(&delivery.message),
+    }
 }
 
 use crate::{
@@ -251,7 +262,7 @@ impl Provider for ProviderChain {
 
     async fn deliver(&self, delivery: &Delivery<'_>) -> Result<ProviderReceipt, ProviderFailure> {
         let mut misses = Vec::with_capacity(self.members.len());
-        let takers: Vec<&Member> = self.members.iter().filter(|m| (m.accepts)(&delivery.message)).collect();
+        let takers: Vec<&Member> = self.members.iter().filter(|m| (m.accepts)(delivery)).collect();
         if takers.is_empty() {
             return Err(ProviderFailure::recipient(format!(
                 "no {} provider of this chain ({}) delivers to this target",

@@ -150,6 +150,7 @@ mod tests {
                 content,
             },
             unsubscribe_url,
+            provider: None,
         }
     }
 

@@ -112,9 +112,12 @@ impl WebPushProvider {
         })
     }
 
-    /// Whether Web Push can take this device: its token is a subscription (JSON).
-    pub fn accepts(message: &notify_worker::provider::OutgoingMessage<'_>) -> bool {
-        WebPushSubscription::looks_like(message.target)
+    /// Whether Web Push can take this device: one registered with `webpush`; when the
+    /// delivery does not name the device's provider, a token that is a subscription (JSON).
+    pub fn accepts(delivery: &Delivery<'_>) -> bool {
+        crate::chain::accepts_named(delivery, "webpush", |message| {
+            WebPushSubscription::looks_like(message.target)
+        })
     }
 
     /// The VAPID public key browsers must subscribe with (`applicationServerKey`).
@@ -219,13 +222,8 @@ mod tests {
     fn answers_are_classified_as_rfc_8030_says() {
         let h = reqwest::header::HeaderMap::new();
         let gone = classify("https://p.test", StatusCode::GONE, &h, "");
-        assert!(push::is_gone(&gone), "{gone:?}");
-        assert!(push::is_gone(&classify(
-            "https://p.test",
-            StatusCode::NOT_FOUND,
-            &h,
-            ""
-        )));
+        assert!(gone.is_gone(), "{gone:?}");
+        assert!(classify("https://p.test", StatusCode::NOT_FOUND, &h, "").is_gone());
         assert_eq!(
             classify("https://p.test", StatusCode::PAYLOAD_TOO_LARGE, &h, "").kind,
             FailureKind::Permanent

@@ -4,9 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::common::google::{form, key, requests_to, token_endpoint, verified_claims, CLIENT_EMAIL};
-use notify_providers::{
-    breaker::ManualClock, fcm::FCM_SCOPE, google_auth::TokenSource, push::is_gone, FcmProvider, FcmSettings,
-};
+use notify_providers::{breaker::ManualClock, fcm::FCM_SCOPE, google_auth::TokenSource, FcmProvider, FcmSettings};
 use notify_templates::{PushContent, Rendered};
 use notify_worker::provider::{Delivery, FailureKind, OutgoingMessage, Provider, ProviderFailure};
 use serde_json::{json, Value};
@@ -237,7 +235,7 @@ async fn an_unregistered_token_is_gone() {
     )
     .await;
 
-    assert!(is_gone(&failure), "{failure:?}");
+    assert!(failure.is_gone(), "{failure:?}");
 }
 
 #[tokio::test]
@@ -263,7 +261,7 @@ async fn an_invalid_registration_token_is_gone_but_an_invalid_message_is_permane
     )
     .await;
 
-    assert!(is_gone(&token), "{token:?}");
+    assert!(token.is_gone(), "{token:?}");
     assert_eq!(message.kind, FailureKind::Permanent, "{message:?}");
 }
 
@@ -277,7 +275,7 @@ async fn a_token_of_another_sender_is_refused_for_that_device_with_an_alert() {
     .await;
 
     assert_eq!(failure.kind, FailureKind::Recipient, "{failure:?}");
-    assert!(failure.alert && !is_gone(&failure), "{failure:?}");
+    assert!(failure.alert && !failure.is_gone(), "{failure:?}");
 }
 
 #[tokio::test]
@@ -367,5 +365,5 @@ async fn a_malformed_token_is_refused_without_a_request() {
     let failure = provider(&server).deliver(&delivery).await.unwrap_err();
 
     assert_eq!(failure.kind, FailureKind::Recipient);
-    assert!(!is_gone(&failure));
+    assert!(!failure.is_gone());
 }

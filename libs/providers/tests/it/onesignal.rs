@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use notify_providers::{push::is_gone, OneSignalProvider, OneSignalSettings};
+use notify_providers::{OneSignalProvider, OneSignalSettings};
 use notify_templates::{PushContent, Rendered};
 use notify_worker::provider::{Delivery, FailureKind, OutgoingMessage, Provider, ProviderFailure};
 use secrecy::SecretString;
@@ -149,8 +149,8 @@ async fn an_invalid_subscription_in_a_200_is_gone() {
     )
     .await;
 
-    assert!(is_gone(&invalid), "{invalid:?}");
-    assert!(is_gone(&unsubscribed), "{unsubscribed:?}");
+    assert!(invalid.is_gone(), "{invalid:?}");
+    assert!(unsubscribed.is_gone(), "{unsubscribed:?}");
 }
 
 #[tokio::test]

@@ -86,17 +86,29 @@ fn content() -> Rendered {
 }
 
 async fn send(chain: &ProviderChain, target: &str) -> Result<ProviderReceipt, ProviderFailure> {
+    send_via(chain, target, None).await
+}
+
+/// A send of a device registered with `provider` (`None`: a caller that does not know).
+async fn send_via(
+    chain: &ProviderChain,
+    target: &str,
+    provider: Option<&str>,
+) -> Result<ProviderReceipt, ProviderFailure> {
     let content = content();
     chain
-        .deliver(&Delivery::from(OutgoingMessage {
-            notification_id: Uuid::new_v4(),
-            correlation_id: "corr",
-            traceparent: None,
-            target,
-            platform: Some("android"),
-            recipient_name: None,
-            content: &content,
-        }))
+        .deliver(&Delivery {
+            provider,
+            ..Delivery::from(OutgoingMessage {
+                notification_id: Uuid::new_v4(),
+                correlation_id: "corr",
+                traceparent: None,
+                target,
+                platform: Some("android"),
+                recipient_name: None,
+                content: &content,
+            })
+        })
         .await
 }
 
@@ -147,6 +159,40 @@ async fn each_device_goes_to_the_provider_that_takes_its_kind_of_token() {
         "a OneSignal id with no onesignal member: {nobody:?}"
     );
     assert!(nobody.message.contains("fcm, webpush"), "{nobody:?}");
+}
+
+#[tokio::test]
+async fn a_device_goes_to_the_provider_it_was_registered_with_whatever_its_token_looks_like() {
+    let (google, push_service) = (MockServer::start().await, MockServer::start().await);
+    token_endpoint(&google, 1).await;
+    answer(
+        &google,
+        FCM_SEND,
+        ResponseTemplate::new(200).set_body_json(json!({"name": "m/1"})),
+        1,
+    )
+    .await;
+    answer(&push_service, "/wpush/1", ResponseTemplate::new(201), 0).await;
+    let chain = ProviderChain::builder("push")
+        .member_for(fcm(&google), None, FcmProvider::accepts)
+        .member_for(webpush(), None, WebPushProvider::accepts)
+        .build();
+    // By shape a UUID is a OneSignal id, which this chain has no member for.
+    let uuid_token = "5eb5a37e-b458-11e3-ac11-000c2940e62c";
+
+    let to_fcm = send_via(&chain, uuid_token, Some("fcm")).await.unwrap();
+    // An FCM-looking token registered as Web Push goes to webpush alone, which refuses it.
+    let refused = send_via(&chain, TOKEN, Some("webpush")).await.unwrap_err();
+    let nobody = send_via(&chain, &subscription(&push_service), Some("onesignal"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(to_fcm.provider, Some("fcm"));
+    assert_eq!(refused.kind, FailureKind::Recipient, "{refused:?}");
+    assert!(refused.message.contains("Web Push subscription"), "{refused:?}");
+    assert!(nobody.message.contains("fcm, webpush"), "{nobody:?}");
+    google.verify().await;
+    push_service.verify().await;
 }
 
 fn failover_chain(google: &MockServer, relay_server: &MockServer, clock: &ManualClock) -> ProviderChain {
@@ -231,5 +277,5 @@ async fn a_gone_device_is_not_failed_over() {
 
     let failure = send(&chain, TOKEN).await.unwrap_err();
 
-    assert!(notify_providers::push::is_gone(&failure), "{failure:?}");
+    assert!(failure.is_gone(), "{failure:?}");
 }

@@ -407,6 +407,7 @@ async fn a_signed_email_carries_a_dkim_signature_that_verifies_with_the_public_k
     let delivery = Delivery {
         message: to(id, "ada@example.test", &content),
         unsubscribe_url: Some("https://users.notify.test/unsubscribe?t=abc"),
+        provider: None,
     };
 
     dkim_provider(&server).deliver(&delivery).await.unwrap();
@@ -456,6 +457,7 @@ async fn an_unsubscribe_link_becomes_the_rfc_8058_headers() {
     let delivery = Delivery {
         message: to(Uuid::new_v4(), "ada@example.test", &content),
         unsubscribe_url: Some("https://users.notify.test/unsubscribe?t=abc"),
+        provider: None,
     };
 
     provider(&server).deliver(&delivery).await.unwrap();

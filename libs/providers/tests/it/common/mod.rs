@@ -37,6 +37,7 @@ pub fn delivery<'a>(id: Uuid, target: &'a str, content: &'a Rendered) -> Deliver
             content,
         },
         unsubscribe_url: Some(UNSUBSCRIBE),
+        provider: None,
     }
 }
 
