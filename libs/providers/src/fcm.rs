@@ -343,8 +343,12 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> Provider
         _ => {}
     }
     if status == StatusCode::NOT_FOUND {
-        // A 404 without a code: the token is unknown to FCM.
-        return push::gone("fcm", format!("404: {message}"));
+        // A 404 without FCM's `UNREGISTERED` code is not about the token: FCM names an
+        // unknown token with the code. A wrong project id or base URL answers 404 for every
+        // token, and treating that as "gone" would delete every device: ours to fix.
+        return ProviderFailure::alert(format!(
+            "{what} (no UNREGISTERED code: check APP_FCM_PROJECT_ID and APP_FCM_BASE_URL)"
+        ));
     }
     http::common_class("FCM", status, headers, &format!("{code}: {message}"))
         .unwrap_or_else(|| ProviderFailure::permanent(what))
@@ -354,6 +358,24 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> Provider
 mod tests {
     use super::*;
     use notify_worker::provider::FailureKind;
+
+    #[test]
+    fn a_404_without_the_unregistered_code_is_ours_to_fix_and_removes_no_device() {
+        let body = json!({"error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}})
+            .to_string();
+
+        let failure = classify(StatusCode::NOT_FOUND, &HeaderMap::new(), &body);
+
+        assert_eq!(failure.kind, FailureKind::Transient);
+        assert!(failure.alert, "{failure:?}");
+        assert!(!failure.is_gone(), "{failure:?}");
+        let unregistered = classify(
+            StatusCode::NOT_FOUND,
+            &HeaderMap::new(),
+            &fcm_error(404, "UNREGISTERED", "gone"),
+        );
+        assert!(unregistered.is_gone(), "{unregistered:?}");
+    }
 
     fn fcm_error(status: u16, code: &str, message: &str) -> String {
         json!({"error": {"code": status, "message": message, "status": "X",
