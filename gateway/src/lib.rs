@@ -6,6 +6,7 @@
 //! outbox; the gateway never talks to Kafka, so a broker outage does not affect it.
 
 pub mod domain;
+pub mod rate_limits;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -9,6 +9,8 @@ use notify_kit::{
 };
 use notify_lookup::LookupSettings;
 
+use crate::rate_limits::RateLimitSettings;
+
 /// Everything the gateway reads at start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -34,6 +36,9 @@ pub struct Settings {
     /// `APP_REDIS_URL`…), to reject unknown users and templates up front. `None` when
     /// `APP_VALIDATE_REFERENCES=false`.
     pub lookup: Option<LookupSettings>,
+    /// Per-caller and per-recipient limits (`APP_RATE_LIMIT_*`, see [`crate::rate_limits`]);
+    /// `None` when `APP_RATE_LIMIT_ENABLED=false`.
+    pub rate_limits: Option<RateLimitSettings>,
 }
 
 impl Settings {
@@ -41,10 +46,7 @@ impl Settings {
         Ok(Self {
             host: settings::string("APP_HOST", "127.0.0.1"),
             port: settings::parse("APP_PORT", 8080)?,
-            database_url: SecretUrl::new(settings::string(
-                "APP_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/notify",
-            )),
+            database_url: settings::secret_url("APP_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notify")?,
             database_max_connections: settings::parse("APP_DATABASE_MAX_CONNECTIONS", 16)?,
             run_migrations: settings::parse("APP_RUN_MIGRATIONS", true)?,
             idempotency_ttl: Duration::from_secs(settings::parse("APP_IDEMPOTENCY_TTL_SECS", 86_400)?),
@@ -59,6 +61,7 @@ impl Settings {
             } else {
                 None
             },
+            rate_limits: RateLimitSettings::from_env()?,
         })
     }
 }

@@ -61,6 +61,12 @@ impl HttpApplication for Application {
             // At most one NOTIFY per 2 ms however many notifications are accepted: the relay
             // takes a whole batch per wake anyway.
             relay_waker: RelayWaker::spawn(pool.clone(), Duration::from_millis(2)),
+            limits: settings
+                .rate_limits
+                .clone()
+                .map(crate::rate_limits::ApiLimits::new)
+                .transpose()
+                .context("invalid APP_REDIS_URL")?,
         };
         let sweeper = CancellationToken::new();
         tokio::spawn(sweep_idempotency_keys(pool, sweeper.clone()));

@@ -63,6 +63,8 @@ impl HttpApplication for Application {
             user_token_ttl: settings.user_token_ttl,
             open_registration: settings.open_registration,
             cache,
+            login_guard: crate::login_guard::LoginGuard::new(settings.login.clone())
+                .context("invalid APP_REDIS_URL")?,
         };
         notify_kit::metrics::install();
         let body_limit = settings.max_body_bytes;

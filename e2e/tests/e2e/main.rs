@@ -11,4 +11,5 @@ mod observability;
 mod outages;
 mod providers;
 mod push_delivery;
+mod secrets;
 mod tracing;

@@ -35,6 +35,7 @@ fn settings(db: &TestDb) -> Settings {
         http_workers: 2,
         auth: test_support::auth_settings(),
         lookup: None,
+        rate_limits: None,
     }
 }
 

@@ -9,4 +9,5 @@ mod health;
 mod helpers;
 mod idempotency;
 mod notifications;
+mod rate_limits;
 mod validation;

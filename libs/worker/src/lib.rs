@@ -31,6 +31,7 @@ pub mod ledger;
 pub mod metric_series;
 pub mod pipeline;
 pub mod provider;
+pub mod redact;
 pub mod routing;
 pub mod settings;
 pub mod status_events;

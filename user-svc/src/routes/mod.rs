@@ -32,6 +32,8 @@ pub struct AppState {
     pub user_token_ttl: std::time::Duration,
     pub open_registration: bool,
     pub cache: Cache,
+    /// Login lockouts and the bounded hashing queue.
+    pub login_guard: crate::login_guard::LoginGuard,
 }
 
 impl AppState {

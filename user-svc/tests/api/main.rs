@@ -9,4 +9,5 @@ mod health;
 mod helpers;
 mod listing;
 mod login;
+mod login_limits;
 mod ownership;
