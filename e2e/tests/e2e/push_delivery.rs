@@ -69,7 +69,7 @@ async fn an_android_an_ios_and_a_web_device_each_get_it_and_a_gone_one_is_remove
     let fcm = MockServer::start().await;
     for token in ["android-device-token", "ios-device-token"] {
         Mock::given(method("POST"))
-            .and(path("/v1/messages:send"))
+            .and(path(FCM_SEND))
             .and(body_partial_json(json!({"message": {"token": token}})))
             .respond_with(
                 ResponseTemplate::new(200).set_body_json(json!({"name": format!("projects/p/messages/{token}")})),
@@ -102,13 +102,13 @@ async fn an_android_an_ios_and_a_web_device_each_get_it_and_a_gone_one_is_remove
         .to_string();
     // The push service says the subscription is gone (`410 Gone`).
     Mock::given(method("POST"))
-        .and(path("/v1/messages:send"))
+        .and(path(FCM_SEND))
         .and(body_partial_json(json!({"message": {"token": web_token}})))
         .respond_with(ResponseTemplate::new(410).set_body_string("push subscription has unsubscribed or expired."))
         .expect(1)
         .mount(&fcm)
         .await;
-    s.add_push_worker(&format!("{}/v1/messages:send", fcm.uri())).await;
+    s.add_push_worker(&fcm).await;
 
     let id = s
         .send(
