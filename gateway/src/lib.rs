@@ -11,6 +11,7 @@
 
 pub mod domain;
 pub mod outbox;
+pub mod rate_limits;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -12,6 +12,8 @@ use secrecy::SecretString;
 
 use crate::domain::webhooks::sendgrid::SendGridVerifier;
 
+use crate::rate_limits::RateLimitSettings;
+
 /// Everything the gateway reads at start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -39,6 +41,9 @@ pub struct Settings {
     pub lookup: Option<LookupSettings>,
     /// The provider webhooks (`APP_SENDGRID_WEBHOOK_*`, `APP_MAILGUN_WEBHOOK_*`, `APP_WEBHOOK_*`).
     pub webhooks: WebhookSettings,
+    /// Per-caller and per-recipient limits (`APP_RATE_LIMIT_*`, see [`crate::rate_limits`]);
+    /// `None` when `APP_RATE_LIMIT_ENABLED=false`.
+    pub rate_limits: Option<RateLimitSettings>,
 }
 
 /// The provider webhooks (`POST /api/v1/webhooks/{sendgrid,mailgun}`). An endpoint whose key
@@ -50,6 +55,7 @@ pub struct WebhookSettings {
     /// start.
     pub sendgrid: Option<SendGridVerifier>,
     /// `APP_MAILGUN_WEBHOOK_SIGNING_KEY`: Mailgun's HTTP webhook signing key. Secret.
+    /// Refused at start when it fails `notify_kit::settings::check_secret`.
     pub mailgun_signing_key: Option<SecretString>,
     /// `APP_WEBHOOK_MAX_AGE_SECS` (default 300): how far a Mailgun signature's timestamp may
     /// be from now, either way; a token is remembered twice as long.
@@ -79,7 +85,7 @@ impl WebhookSettings {
         }
         Ok(Self {
             sendgrid,
-            mailgun_signing_key: settings::secret("APP_MAILGUN_WEBHOOK_SIGNING_KEY"),
+            mailgun_signing_key: settings::strong_secret("APP_MAILGUN_WEBHOOK_SIGNING_KEY")?,
             max_age: Duration::from_secs(max_age),
             max_body_bytes: settings::positive("APP_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)?,
             user_svc_url: settings::string("APP_USER_SVC_URL", "http://127.0.0.1:8082"),
@@ -112,10 +118,7 @@ impl Settings {
         Ok(Self {
             host: settings::string("APP_HOST", "127.0.0.1"),
             port: settings::parse("APP_PORT", 8080)?,
-            database_url: SecretUrl::new(settings::string(
-                "APP_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/notify",
-            )),
+            database_url: settings::secret_url("APP_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notify")?,
             database_max_connections: settings::parse("APP_DATABASE_MAX_CONNECTIONS", 16)?,
             run_migrations: settings::parse("APP_RUN_MIGRATIONS", true)?,
             idempotency_ttl: Duration::from_secs(settings::parse("APP_IDEMPOTENCY_TTL_SECS", 86_400)?),
@@ -131,6 +134,7 @@ impl Settings {
                 None
             },
             webhooks: WebhookSettings::from_env()?,
+            rate_limits: RateLimitSettings::from_env()?,
         })
     }
 }

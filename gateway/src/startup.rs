@@ -63,6 +63,12 @@ impl HttpApplication for Application {
             // takes a whole batch per wake anyway.
             relay_waker: RelayWaker::spawn(pool.clone(), Duration::from_millis(2)),
             webhooks,
+            limits: settings
+                .rate_limits
+                .clone()
+                .map(crate::rate_limits::ApiLimits::new)
+                .transpose()
+                .context("invalid APP_REDIS_URL")?,
         };
         let sweeper = CancellationToken::new();
         tokio::spawn(sweep_idempotency_keys(pool, sweeper.clone()));

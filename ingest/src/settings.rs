@@ -56,10 +56,7 @@ impl Settings {
         Ok(Self {
             host: settings::string("APP_HOST", "127.0.0.1"),
             port: settings::parse("APP_PORT", 8094)?,
-            database_url: SecretUrl::new(settings::string(
-                "APP_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/notify",
-            )),
+            database_url: settings::secret_url("APP_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notify")?,
             kafka,
             schema_registry_url: settings::string("APP_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
             group_id,

@@ -37,10 +37,10 @@ impl Settings {
         Ok(Self {
             host: settings::string("APP_HOST", "127.0.0.1"),
             port: settings::parse("APP_PORT", 8083)?,
-            database_url: SecretUrl::new(settings::string(
+            database_url: settings::secret_url(
                 "APP_DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/notify_templates",
-            )),
+            )?,
             database_max_connections: settings::parse("APP_DATABASE_MAX_CONNECTIONS", 16)?,
             run_migrations: settings::parse("APP_RUN_MIGRATIONS", true)?,
             max_body_bytes: settings::parse("APP_MAX_BODY_BYTES", 256 * 1024)?,

@@ -9,6 +9,7 @@
 
 pub mod db;
 pub mod domain;
+pub mod login_guard;
 pub mod password;
 pub mod routes;
 pub mod settings;

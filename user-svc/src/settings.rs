@@ -9,7 +9,9 @@ use notify_kit::{
 };
 use notify_lookup::CacheSettings;
 
-use crate::{domain::DeviceDefaults, password::HashingParams, unsubscribe::UnsubscribeSettings};
+use crate::{
+    domain::DeviceDefaults, login_guard::LoginSettings, password::HashingParams, unsubscribe::UnsubscribeSettings,
+};
 
 /// Everything user-svc reads at start.
 #[derive(Debug, Clone)]
@@ -51,17 +53,18 @@ pub struct Settings {
     /// One-click unsubscribe links (`APP_UNSUBSCRIBE_SECRET`, `APP_UNSUBSCRIBE_TTL_DAYS`,
     /// `APP_PUBLIC_BASE_URL`; see [`UnsubscribeSettings`]).
     pub unsubscribe: UnsubscribeSettings,
+    /// Login lockouts and the bounded hashing queue (`APP_LOGIN_*`, see
+    /// [`crate::login_guard`]).
+    pub login: LoginSettings,
 }
 
 impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
+        let cache = CacheSettings::from_env()?;
         Ok(Self {
             host: settings::string("APP_HOST", "127.0.0.1"),
             port: settings::parse("APP_PORT", 8082)?,
-            database_url: SecretUrl::new(settings::string(
-                "APP_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/notify_users",
-            )),
+            database_url: settings::secret_url("APP_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notify_users")?,
             database_max_connections: settings::parse("APP_DATABASE_MAX_CONNECTIONS", 16)?,
             run_migrations: settings::parse("APP_RUN_MIGRATIONS", true)?,
             max_body_bytes: settings::parse("APP_MAX_BODY_BYTES", 64 * 1024)?,
@@ -77,7 +80,8 @@ impl Settings {
                 parallelism: settings::parse("APP_PASSWORD_HASH_PARALLELISM", 1)?,
             },
             auth: AuthSettings::from_env()?,
-            cache: CacheSettings::from_env()?,
+            login: LoginSettings::from_env(cache.redis_url.clone(), cache.op_timeout, &cache.prefix)?,
+            cache,
             device_defaults: DeviceDefaults::parse(&settings::string("APP_PUSH_DEFAULT_PROVIDERS", ""))?,
             unsubscribe: UnsubscribeSettings::from_env()?,
         })

@@ -67,6 +67,8 @@ impl HttpApplication for Application {
             cache,
             device_defaults: settings.device_defaults,
             links,
+            login_guard: crate::login_guard::LoginGuard::new(settings.login.clone())
+                .context("invalid APP_REDIS_URL")?,
         };
         notify_kit::metrics::install();
         let body_limit = settings.max_body_bytes;

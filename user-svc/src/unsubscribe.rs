@@ -21,8 +21,8 @@ use uuid::Uuid;
 /// Longest token accepted (a real one is about 100 characters): anything longer is refused
 /// before any work.
 pub const MAX_TOKEN_LEN: usize = 256;
-/// Shortest accepted secret, in bytes.
-pub const MIN_SECRET_BYTES: usize = 32;
+/// The variable holding the links' signing key.
+const SECRET: &str = "APP_UNSUBSCRIBE_SECRET";
 /// The path the links point at.
 pub const PATH: &str = "/api/v1/unsubscribe";
 
@@ -32,8 +32,9 @@ const DOMAIN: &str = "unsubscribe:";
 /// Settings of the links, from `APP_UNSUBSCRIBE_*` and `APP_PUBLIC_BASE_URL`.
 #[derive(Clone)]
 pub struct UnsubscribeSettings {
-    /// `APP_UNSUBSCRIBE_SECRET` (required): the HMAC key, at least 32 bytes, never the
-    /// `.env.example` placeholder (anything starting with `change-me`).
+    /// `APP_UNSUBSCRIBE_SECRET` (required): the HMAC key; must pass
+    /// [`notify_kit::settings::check_secret`] (at least 32 bytes, 8 distinct characters, no
+    /// placeholder).
     pub secret: SecretString,
     /// `APP_UNSUBSCRIBE_TTL_DAYS` (default 60, 1 to 3650): how long a link works.
     pub ttl: Duration,
@@ -52,17 +53,6 @@ impl std::fmt::Debug for UnsubscribeSettings {
     }
 }
 
-/// Checks a secret: long enough and not the placeholder.
-fn check_secret(secret: &str) -> Result<(), String> {
-    if secret.trim_start().to_ascii_lowercase().starts_with("change-me") {
-        return Err("is the .env.example placeholder; generate one with `openssl rand -hex 32`".into());
-    }
-    if secret.len() < MIN_SECRET_BYTES {
-        return Err(format!("must be at least {MIN_SECRET_BYTES} bytes"));
-    }
-    Ok(())
-}
-
 fn check_base_url(url: &str) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/');
     if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['?', '#', ' ']) {
@@ -74,11 +64,10 @@ fn check_base_url(url: &str) -> Result<String, String> {
 impl UnsubscribeSettings {
     /// Reads and checks the variables above.
     pub fn from_env() -> Result<Self, SettingsError> {
-        const SECRET: &str = "APP_UNSUBSCRIBE_SECRET";
         const TTL: &str = "APP_UNSUBSCRIBE_TTL_DAYS";
         const BASE: &str = "APP_PUBLIC_BASE_URL";
-        let secret = settings::secret(SECRET).ok_or_else(|| SettingsError::Missing { name: SECRET.into() })?;
-        check_secret(secret.expose_secret()).map_err(|reason| SettingsError::invalid(SECRET, reason))?;
+        // The one rule for secrets (kit's `check_secret`): long, not a placeholder, not weak.
+        let secret = settings::strong_secret(SECRET)?.ok_or_else(|| SettingsError::Missing { name: SECRET.into() })?;
         let days: u64 = settings::parse(TTL, 60)?;
         if !(1..=3650).contains(&days) {
             return Err(SettingsError::invalid(TTL, "must be from 1 to 3650 days"));
@@ -126,8 +115,7 @@ impl UnsubscribeLinks {
     /// Links signed with the settings' key. Fails on a key the settings would refuse (the
     /// settings of tests are built without `from_env`).
     pub fn new(settings: &UnsubscribeSettings) -> anyhow::Result<Self> {
-        check_secret(settings.secret.expose_secret())
-            .map_err(|reason| anyhow::anyhow!("APP_UNSUBSCRIBE_SECRET {reason}"))?;
+        settings::check_secret(SECRET, settings.secret.expose_secret())?;
         let base = check_base_url(&settings.public_base_url)
             .map_err(|reason| anyhow::anyhow!("APP_PUBLIC_BASE_URL {reason}"))?;
         Ok(Self {
@@ -254,9 +242,18 @@ mod tests {
 
     #[test]
     fn weak_or_placeholder_secrets_are_refused() {
-        assert!(check_secret("short").is_err());
-        assert!(check_secret("change-me-to-the-output-of-openssl-rand-hex-32-unsubscribe").is_err());
-        assert!(check_secret(KEY).is_ok());
+        let with_key = |secret: &str| {
+            UnsubscribeLinks::new(&UnsubscribeSettings {
+                secret: SecretString::from(secret.to_string()),
+                ttl: Duration::from_secs(3600),
+                public_base_url: "https://x.example".into(),
+            })
+        };
+        assert!(with_key("short").is_err());
+        assert!(with_key("change-me-to-the-output-of-openssl-rand-hex-32-unsubscribe").is_err());
+        // Long enough but weak (kit's rule: at least 8 distinct characters).
+        assert!(with_key(&"ab".repeat(32)).is_err());
+        assert!(with_key(KEY).is_ok());
         assert!(check_base_url("ftp://x").is_err());
         assert!(check_base_url("https://x.example/?a").is_err());
         assert_eq!(check_base_url("https://x.example/").unwrap(), "https://x.example");

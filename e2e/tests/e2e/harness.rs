@@ -169,6 +169,9 @@ fn common_env(servers: &Servers, prefix: &str, cache_prefix: &str) -> Vec<(&'sta
         ("APP_REDIS_URL", servers.redis_url.clone()),
         ("APP_CACHE_PREFIX", cache_prefix.to_string()),
         ("APP_HTTP_WORKERS", "1".into()),
+        // The gateway's API limits have their own tests (gateway/tests/api/rate_limits.rs);
+        // these tests send backlogs to one user on purpose.
+        ("APP_RATE_LIMIT_ENABLED", "false".into()),
         ("RUST_LOG", std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into())),
         ("APP_KAFKA_DEBUG", std::env::var("E2E_KAFKA_DEBUG").unwrap_or_default()),
     ]

@@ -14,5 +14,6 @@ mod observability;
 mod outages;
 mod providers;
 mod push_delivery;
+mod secrets;
 mod tracing;
 mod webhooks;

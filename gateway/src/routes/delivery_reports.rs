@@ -58,6 +58,7 @@ pub async fn report(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(SCOPE_STATUS_WRITE)?;
+    state.limit_caller(&caller).await?;
     let channel: Channel = path
         .parse()
         .map_err(|_| ApiError::NotFound(format!("no channel `{path}` (email or push)")))?;

@@ -32,6 +32,18 @@ pub struct AppState {
     pub relay_waker: notify_store::outbox::RelayWaker,
     /// The provider webhooks' verifiers, replay guard and suppression client.
     pub webhooks: std::sync::Arc<webhooks::Webhooks>,
+    /// The API's rate limits (none when disabled).
+    pub limits: Option<crate::rate_limits::ApiLimits>,
+}
+
+impl AppState {
+    /// Takes a token of the caller's bucket: `429` when it is empty.
+    pub async fn limit_caller(&self, caller: &notify_kit::auth::Caller) -> Result<(), notify_kit::ApiError> {
+        match &self.limits {
+            Some(limits) => limits.caller(caller).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// Used only to name a type for the OpenAPI document.

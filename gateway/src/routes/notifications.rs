@@ -80,7 +80,8 @@ pub struct NotificationView {
         (status = 403, description = "Token lacks `notifications:send`"),
         (status = 409, description = "request_id reused with a different body"),
         (status = 413, description = "Body too large"),
-        (status = 422, description = "Validation failed; `error.details` names each field")
+        (status = 422, description = "Validation failed; `error.details` names each field"),
+        (status = 429, description = "Over the caller's or the recipient's rate limit (`Retry-After`, `RateLimit-*`)")
     ),
     security(("bearer" = []))
 )]
@@ -92,7 +93,11 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(SCOPE_SEND)?;
+    state.limit_caller(&caller).await?;
     let request = NotificationRequest::parse(&body).map_err(ApiError::Validation)?;
+    if let Some(limits) = &state.limits {
+        limits.recipient(request.user_id).await?;
+    }
     if let Some(references) = &state.references {
         let errors = references
             .check(request.user_id, request.template_code.as_str(), request.channel)
@@ -145,7 +150,8 @@ pub async fn create(
     responses(
         (status = 200, description = "The notification", body = NotificationView),
         (status = 401, description = "Missing or invalid token"),
-        (status = 404, description = "No such notification (or not yours)")
+        (status = 404, description = "No such notification (or not yours)"),
+        (status = 429, description = "Over the caller's rate limit (`Retry-After`, `RateLimit-*`)")
     ),
     security(("bearer" = []))
 )]
@@ -154,6 +160,7 @@ pub async fn get(
     path: web::Path<NotificationId>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    state.limit_caller(&caller).await?;
     let id = path.into_inner();
     let not_found = || ApiError::NotFound(format!("notification {id} not found"));
     let (n, history) = store::get(&state.pool, id)

@@ -36,6 +36,7 @@ fn settings(db: &TestDb) -> Settings {
         auth: test_support::auth_settings(),
         lookup: None,
         webhooks: gateway::settings::WebhookSettings::disabled(),
+        rate_limits: None,
     }
 }
 

@@ -9,5 +9,6 @@ mod health;
 mod helpers;
 mod idempotency;
 mod notifications;
+mod rate_limits;
 mod validation;
 mod webhooks;

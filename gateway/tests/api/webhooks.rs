@@ -18,7 +18,7 @@ use wiremock::{
 
 use crate::helpers::{assert_error_envelope, body, sender, spawn_app_with, TestApp};
 
-const MAILGUN_KEY: &str = "mailgun-test-signing-key";
+const MAILGUN_KEY: &str = "mailgun-test-signing-key-0123456789abcdef";
 
 /// A gateway with both webhooks configured, writing suppressions to `user_svc`.
 async fn spawn(user_svc: &MockServer, sendgrid: &SendGridSigner) -> TestApp {

@@ -72,13 +72,7 @@ impl AuthSettings {
     /// Reads `APP_JWT_HS256_SECRET`, or `APP_JWT_RS256_PUBLIC_KEY` / `APP_JWT_RS256_PUBLIC_KEY_FILE`
     /// (and optionally `APP_JWT_RS256_PRIVATE_KEY(_FILE)` where tokens are issued).
     pub fn from_env() -> Result<Self, SettingsError> {
-        let keys = if let Some(secret) = settings::secret("APP_JWT_HS256_SECRET") {
-            if secret.expose_secret().len() < 32 {
-                return Err(SettingsError::invalid(
-                    "APP_JWT_HS256_SECRET",
-                    "must be at least 32 bytes",
-                ));
-            }
+        let keys = if let Some(secret) = settings::strong_secret("APP_JWT_HS256_SECRET")? {
             KeyMaterial::Hs256(secret)
         } else {
             let public_pem = pem_from_env("APP_JWT_RS256_PUBLIC_KEY")?.ok_or_else(|| SettingsError::Missing {

@@ -20,6 +20,25 @@ impl FieldError {
     }
 }
 
+/// The state of the limit a request ran into, for the `RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateQuota {
+    /// The most requests the limit lets through at once (the bucket's size).
+    pub limit: u32,
+    /// Requests left now.
+    pub remaining: u32,
+    /// Until the limit is fully available again.
+    pub reset: std::time::Duration,
+    /// Until the next request may pass.
+    pub retry_after: std::time::Duration,
+}
+
+/// Whole seconds, rounded up (a client that waits this long is never early), at least 1.
+fn seconds(d: std::time::Duration) -> header::HeaderValue {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1).into()
+}
+
 /// Every error an HTTP handler can return. Client errors say what is wrong; unexpected
 /// errors are logged with their cause chain and answered with an opaque 500.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +61,16 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// Over a rate limit: 429 with `Retry-After` and the `RateLimit-Limit`,
+    /// `RateLimit-Remaining` and `RateLimit-Reset` headers (IETF httpapi draft names).
+    #[error("{message}")]
+    RateLimited { message: String, quota: RateQuota },
+    /// Temporarily unable to take the request (a full queue): 503 with `Retry-After`.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -95,7 +124,8 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::TooManyRequests(_) => "too_many_requests",
+            Self::TooManyRequests(_) | Self::RateLimited { .. } => "too_many_requests",
+            Self::Busy { .. } => "unavailable",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -113,7 +143,8 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests(_) | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -148,9 +179,24 @@ impl ResponseError for ApiError {
             },
         );
         let mut resp = body.respond(self.status_code());
-        if matches!(self, Self::Unauthorized(_)) {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        let headers = resp.headers_mut();
+        match self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            }
+            Self::RateLimited { quota, .. } => {
+                headers.insert(header::RETRY_AFTER, seconds(quota.retry_after));
+                headers.insert(header::HeaderName::from_static("ratelimit-limit"), quota.limit.into());
+                headers.insert(
+                    header::HeaderName::from_static("ratelimit-remaining"),
+                    quota.remaining.into(),
+                );
+                headers.insert(header::HeaderName::from_static("ratelimit-reset"), seconds(quota.reset));
+            }
+            Self::Busy { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, seconds(*retry_after));
+            }
+            _ => {}
         }
         resp
     }
@@ -208,6 +254,39 @@ mod tests {
         let v = body_json(err.error_response());
         assert_eq!(v["error"]["code"], "internal_error");
         assert!(!v["message"].as_str().unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn rate_limited_answers_429_with_retry_after_and_ratelimit_headers() {
+        let err = ApiError::RateLimited {
+            message: "too many requests from this caller".into(),
+            quota: RateQuota {
+                limit: 10,
+                remaining: 0,
+                reset: std::time::Duration::from_millis(4_200),
+                retry_after: std::time::Duration::from_millis(300),
+            },
+        };
+        let resp = err.error_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        let h = resp.headers();
+        assert_eq!(h.get(header::RETRY_AFTER).unwrap(), "1");
+        assert_eq!(h.get("ratelimit-limit").unwrap(), "10");
+        assert_eq!(h.get("ratelimit-remaining").unwrap(), "0");
+        assert_eq!(h.get("ratelimit-reset").unwrap(), "5");
+        let v = body_json(resp);
+        assert_eq!(v["error"]["code"], "too_many_requests");
+    }
+
+    #[test]
+    fn busy_answers_503_with_retry_after() {
+        let resp = ApiError::Busy {
+            message: "busy".into(),
+            retry_after: std::time::Duration::from_secs(2),
+        }
+        .error_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers().get(header::RETRY_AFTER).unwrap(), "2");
     }
 
     #[test]

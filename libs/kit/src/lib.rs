@@ -9,6 +9,7 @@
 //! - [`correlation`]: the `X-Correlation-Id` middleware.
 //! - [`health`]: dependency reports for `GET /health`.
 //! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token.
+//! - [`rate_limit`]: token buckets in Redis shared by every instance.
 //! - [`validate`] and [`pagination`]: field-by-field body checks and `?page=&limit=`.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod rate_limit;
 pub mod redis_conn;
 pub mod settings;
 pub mod shutdown;

@@ -23,7 +23,7 @@ impl CacheSettings {
     /// Reads the variables above.
     pub fn from_env() -> Result<Self, SettingsError> {
         Ok(Self {
-            redis_url: SecretUrl::new(settings::string("APP_REDIS_URL", "redis://127.0.0.1:6379")),
+            redis_url: settings::secret_url("APP_REDIS_URL", "redis://127.0.0.1:6379")?,
             prefix: settings::string("APP_CACHE_PREFIX", ""),
             ttl: Duration::from_secs(settings::parse("APP_DIRECTORY_CACHE_TTL_SECS", 30)?),
             op_timeout: settings::millis("APP_REDIS_TIMEOUT_MS", 250)?,

@@ -51,6 +51,11 @@ async fn spawn_services() -> Services {
                 parallelism: 1,
             },
             auth: test_support::auth_settings(),
+            login: user_svc::login_guard::LoginSettings::new(
+                SecretUrl::new(test_support::redis_url()),
+                Duration::from_millis(500),
+                &prefix,
+            ),
             cache: cache_settings(&prefix),
             device_defaults: Default::default(),
             unsubscribe: user_svc::unsubscribe::UnsubscribeSettings {

@@ -1,6 +1,6 @@
-//! A provider's rate limit, shared by every worker instance: a token bucket in Redis,
-//! refilled and taken in one Lua script (atomic), timed by the Redis server's clock so
-//! that instances with skewed clocks still share one bucket.
+//! A provider's rate limit, shared by every worker instance: a token bucket in Redis
+//! ([`notify_kit::rate_limit::TokenBucket`], refilled and taken in one Lua script, timed by
+//! the Redis server's clock so that instances with skewed clocks still share one bucket).
 //!
 //! The bucket holds at most `burst` tokens and refills at `per_second`; with `burst = 1`
 //! (the default) grants are spaced by `1 / per_second`, so no 1-second window ever holds
@@ -12,49 +12,11 @@
 //! limit only protects us from the provider's own throttling, which still answers `429`
 //! and is honoured as a transient failure with its `Retry-After`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use notify_kit::redis_conn::{RedisConnection, RedisFailure};
+use notify_kit::rate_limit::{BucketLimit, Grant, TokenBucket};
+use notify_kit::redis_conn::RedisFailure;
 use notify_kit::settings::SecretUrl;
-use redis::Script;
-
-/// Refill by elapsed time, then take one token (and one unit of the daily quota).
-/// KEYS: bucket hash, daily counter. ARGV: per_second, burst, daily quota (0 = none).
-/// Returns {1, 0, now_ms} granted; {0, wait_ms, now_ms} bucket empty; {-1, wait_ms, now_ms}
-/// daily quota spent (wait = until the end of the UTC day).
-const TAKE: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local quota = tonumber(ARGV[3])
-local ttl = math.ceil(burst * 1000 / rate) + 1000
-if quota > 0 then
-  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if used >= quota then
-    return {-1, 86400000 - (now % 86400000), now}
-  end
-end
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1]) or burst
-local ts = tonumber(b[2]) or now
-if now > ts then
-  tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
-  ts = now
-end
-if tokens < 1 then
-  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', ts)
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  return {0, math.ceil((1 - tokens) * 1000 / rate), now}
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', ts)
-redis.call('PEXPIRE', KEYS[1], ttl)
-if quota > 0 then
-  redis.call('INCR', KEYS[2])
-  redis.call('PEXPIRE', KEYS[2], 86400000 - (now % 86400000) + 3600000)
-end
-return {1, 0, now}
-";
 
 /// One provider's limit.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,10 +49,9 @@ pub enum Take {
 /// One provider's bucket in Redis. Cheap to share; instances with the same `key` (in any
 /// process) share the bucket.
 pub struct RateLimiter {
-    conn: RedisConnection,
+    bucket: TokenBucket,
     key: String,
     limit: RateLimit,
-    script: Script,
 }
 
 impl RateLimiter {
@@ -103,10 +64,9 @@ impl RateLimiter {
         timeout: Duration,
     ) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            conn: RedisConnection::new(redis_url.expose(), timeout)?,
+            bucket: TokenBucket::new(redis_url.expose(), timeout)?,
             key: format!("{prefix}:{provider}"),
             limit,
-            script: Script::new(TAKE),
         })
     }
 
@@ -142,30 +102,15 @@ impl RateLimiter {
     }
 
     async fn call_script(&self) -> Result<Take, RedisFailure> {
-        let day = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs()
-            / 86_400;
-        let (script, limit) = (&self.script, &self.limit);
-        let (bucket, daily) = (format!("{}:bucket", self.key), format!("{}:day:{day}", self.key));
-        let (code, wait_ms, now_ms): (i64, u64, u64) = self
-            .conn
-            .run(|mut conn| async move {
-                script
-                    .key(bucket)
-                    .key(daily)
-                    .arg(limit.per_second)
-                    .arg(limit.burst)
-                    .arg(limit.daily_quota.unwrap_or(0))
-                    .invoke_async(&mut conn)
-                    .await
-            })
-            .await?;
-        Ok(match code {
-            1 => Take::Granted(Some(now_ms)),
-            -1 => Take::QuotaSpent(Duration::from_millis(wait_ms)),
-            _ => Take::Wait(Duration::from_millis(wait_ms.max(1))),
+        let limit = BucketLimit {
+            per_second: self.limit.per_second,
+            burst: self.limit.burst,
+            daily_quota: self.limit.daily_quota,
+        };
+        Ok(match self.bucket.take(&self.key, &limit).await? {
+            Grant::Granted { at_ms, .. } => Take::Granted(Some(at_ms)),
+            Grant::QuotaSpent(wait) => Take::QuotaSpent(wait),
+            Grant::Empty { retry_after, .. } => Take::Wait(retry_after),
         })
     }
 

@@ -3,7 +3,8 @@
 //!
 //! - [`content`]: what a template holds per channel ([`EmailContent`], [`PushContent`]).
 //! - [`render()`](render::render): minijinja with strict undefined variables; HTML bodies
-//!   escape variables, plain-text fields do not.
+//!   escape variables, plain-text fields do not; [`render_blocking`] runs it on the blocking
+//!   pool. [`limits`]: what bounds a render's memory and output beside the fuel.
 //! - [`push`]: what a rendered push may carry (https images, safe links, counts).
 //! - [`language`]: BCP-47-ish language tags and the fallback rule (`pt-BR` → `pt` → the
 //!   template's default).
@@ -12,10 +13,11 @@
 pub mod code;
 pub mod content;
 pub mod language;
+pub mod limits;
 pub mod push;
 pub mod render;
 
 pub use code::TemplateCode;
 pub use content::{Channel, EmailContent, PushContent, TemplateContent};
 pub use language::{resolve_language, Language};
-pub use render::{check_syntax, render, required_variables, RenderError, Rendered};
+pub use render::{check_syntax, render, render_blocking, required_variables, RenderError, Rendered};

@@ -9,7 +9,10 @@ use minijinja::{AutoEscape, Environment, ErrorKind, Template, UndefinedBehavior}
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::content::{EmailContent, PushContent, TemplateContent};
+use crate::{
+    content::{EmailContent, PushContent, TemplateContent},
+    limits::{CappedWriter, MAX_FIELD_BYTES},
+};
 
 /// Upper bound on the work one field may take (minijinja "fuel": roughly instructions), so a
 /// template with runaway loops fails instead of stalling a worker.
@@ -40,6 +43,9 @@ pub enum RenderError {
     /// `javascript:` link): see [`crate::push`].
     #[error("rendered `{field}` {message}")]
     Invalid { field: String, message: String },
+    /// The rendered field would be larger than the limit ([`crate::limits::MAX_FIELD_BYTES`]).
+    #[error("rendered `{field}` is larger than {limit} bytes")]
+    TooLarge { field: String, limit: usize },
 }
 
 fn environment() -> Environment<'static> {
@@ -53,6 +59,7 @@ fn environment() -> Environment<'static> {
         }
     });
     env.set_fuel(Some(FUEL_PER_FIELD));
+    crate::limits::bound_filters(&mut env);
     // Bodies are delivered as written: a final newline is part of the text.
     env.set_keep_trailing_newline(true);
     env
@@ -71,6 +78,10 @@ fn compile<'env, 'src>(
     field: &'src str,
     source: &'src str,
 ) -> Result<Template<'env, 'src>, RenderError> {
+    crate::limits::check_statements(source).map_err(|message| RenderError::Syntax {
+        field: field.to_string(),
+        message,
+    })?;
     env.template_from_named_str(field, source)
         .map_err(|e| RenderError::Syntax {
             field: field.to_string(),
@@ -136,7 +147,16 @@ fn render_field(
     variables: &Map<String, Value>,
 ) -> Result<String, RenderError> {
     let template = compile(env, field, source)?;
-    template.render(variables).map_err(|e| match e.kind() {
+    let mut out = CappedWriter::new(MAX_FIELD_BYTES);
+    let exceeded = out.exceeded.clone();
+    let rendered = template.render_captured_to(variables, &mut out);
+    if exceeded.get() {
+        return Err(RenderError::TooLarge {
+            field: field.to_string(),
+            limit: MAX_FIELD_BYTES,
+        });
+    }
+    rendered.map_err(|e| match e.kind() {
         ErrorKind::UndefinedError => RenderError::MissingVariable {
             name: missing_variable(env, &template, source, variables, &e),
         },
@@ -148,6 +168,10 @@ fn render_field(
             field: field.to_string(),
             message: describe(&e),
         },
+    })?;
+    String::from_utf8(out.out).map_err(|e| RenderError::Failed {
+        field: field.to_string(),
+        message: format!("output is not UTF-8: {e}"),
     })
 }
 
@@ -192,6 +216,31 @@ pub fn render(content: &TemplateContent, variables: &Map<String, Value>) -> Resu
             ttl_seconds: render_optional(&env, "ttl_seconds", c.ttl_seconds.as_deref(), variables)?,
         })?),
     })
+}
+
+/// Renders at most this many templates at once off the async runtime (one per CPU).
+fn render_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)))
+}
+
+/// [`render`] on Tokio's blocking pool, at most one render per CPU at a time, so that a
+/// costly template (up to its fuel and size limits) never holds an async worker thread
+/// (which would stall every other request or message on it). A render that panics is a
+/// [`RenderError::Failed`], not a crash.
+pub async fn render_blocking(content: TemplateContent, variables: Map<String, Value>) -> Result<Rendered, RenderError> {
+    let _slot = render_slots().acquire().await.map_err(|_| RenderError::Failed {
+        field: "(all)".into(),
+        message: "the render pool is closed".into(),
+    })?;
+    tokio::task::spawn_blocking(move || render(&content, &variables))
+        .await
+        .unwrap_or_else(|e| {
+            Err(RenderError::Failed {
+                field: "(all)".into(),
+                message: format!("the render failed: {e}"),
+            })
+        })
 }
 
 /// Every field that is not a valid template, as [`RenderError::Syntax`] (empty when all
@@ -369,6 +418,107 @@ mod tests {
             ..PushContent::default()
         });
         assert_eq!(required_variables(&content).unwrap(), ["count", "img", "user"]);
+    }
+
+    fn push_title(title: &str) -> TemplateContent {
+        TemplateContent::Push(PushContent {
+            title: title.into(),
+            body: "b".into(),
+            ..PushContent::default()
+        })
+    }
+
+    #[test]
+    fn a_template_that_doubles_a_string_26_times_fails_fast_with_a_clear_error() {
+        let started = std::time::Instant::now();
+        let doubling =
+            "{% set ns = namespace(s='x') %}{% for i in range(26) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}";
+        let err = render(&push_title(doubling), &Map::new()).unwrap_err();
+        assert!(
+            matches!(&err, RenderError::Syntax { field, message } if field == "title" && message.contains("grow without bound")),
+            "{err}"
+        );
+        let nested = "{% for a in [x ~ x] %}{% for b in [a ~ a] %}{% for c in [b ~ b] %}{{ c }}{% endfor %}{% endfor %}{% endfor %}";
+        assert!(matches!(
+            render(&push_title(nested), &vars(json!({"x": "y"}))),
+            Err(RenderError::Syntax { .. })
+        ));
+        assert_eq!(
+            check_syntax(&push_title(doubling)).len(),
+            1,
+            "refused when the template is saved"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn output_over_the_limit_stops_at_the_limit() {
+        let started = std::time::Instant::now();
+        let big = "x".repeat(10_000);
+        // 100,000 × 10 kB = 1 GB if it ran to the end.
+        let err = render(
+            &push_title("{% for i in range(100000) %}{{ big }}{% endfor %}"),
+            &vars(json!({ "big": big })),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            RenderError::TooLarge {
+                field: "title".into(),
+                limit: MAX_FIELD_BYTES
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("rendered `title` is larger than {MAX_FIELD_BYTES} bytes")
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn string_building_filters_refuse_results_over_the_limit_before_building_them() {
+        let x = "a".repeat(2_000);
+        for title in [
+            "{{ x | replace('a', x) | replace('a', x) }}",
+            "{{ ([x] * 1000) | join(x) }}",
+            "{{ x | indent(2000000) }}",
+        ] {
+            let err = render(&push_title(title), &vars(json!({ "x": x }))).unwrap_err();
+            assert!(
+                matches!(&err, RenderError::Failed { message, .. } if message.contains("larger than")),
+                "{title}: {err}"
+            );
+        }
+        let Rendered::Push(p) = render(&push_title("{{ 'ab' | replace('a', 'x') }}"), &Map::new()).unwrap() else {
+            panic!("not a push")
+        };
+        assert_eq!(p.title, "xb");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn render_blocking_runs_off_the_async_thread() {
+        let runtime_thread = std::thread::current().id();
+        let content = push_title("{{ name }}");
+        let out = render_blocking(content, vars(json!({"name": "Ann"}))).await.unwrap();
+        assert_eq!(
+            out,
+            Rendered::Push(PushContent {
+                title: "Ann".into(),
+                body: "b".into(),
+                ..PushContent::default()
+            })
+        );
+        // A render that runs until its fuel is spent: had it run on this (the runtime's only)
+        // thread, it would be over by the time the spawned task yields back to the test.
+        let slow = push_title("{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}");
+        let render = tokio::spawn(render_blocking(slow, Map::new()));
+        tokio::task::yield_now().await;
+        assert!(
+            !render.is_finished(),
+            "the runtime thread is free while the template renders"
+        );
+        assert!(matches!(render.await.unwrap(), Err(RenderError::Failed { .. })));
+        assert_eq!(std::thread::current().id(), runtime_thread);
     }
 
     #[test]

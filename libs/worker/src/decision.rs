@@ -13,6 +13,9 @@
 //! | poison record | the dead-letter topic, class `poison`, bytes intact | `dead_lettered` if the id is known |
 //! | a dependency is down (ledger, user-svc, template-svc, registry) | none | none: held, attempted again once it answers |
 //!
+//! Every error text recorded (status event, failure headers) is [`redact`]ed first: no
+//! recipient address or token reaches `last_error`, the history or the dead-letter headers.
+//!
 //! A status event needs the notification id: a record whose value cannot be decoded and whose
 //! `notification-id` header is missing or not a UUID gets its dead letter, and no status.
 
@@ -22,6 +25,7 @@ use notify_schemas::{headers::ErrorClass, ids::NotificationId, topics::Topics, C
 
 use crate::{
     pipeline::{device_summary, Failure, Outcome},
+    redact::redact,
     routing::{failure_headers, FailureInfo, Position},
     settings::Tier,
     status_events::StatusUpdate,
@@ -142,7 +146,8 @@ pub fn decide(policy: &Policy<'_>, record: &Attempted<'_>, outcome: &Outcome, no
                     (!rejected.is_empty()).then(|| format!("rejected: {}", rejected.join("; ")))
                 } else {
                     device_summary(devices)
-                },
+                }
+                .map(|summary| redact(&summary).into_owned()),
             )
             .map(|s| StatusUpdate {
                 template_version: i32::try_from(*template_version).ok(),
@@ -161,9 +166,10 @@ pub fn decide(policy: &Policy<'_>, record: &Attempted<'_>, outcome: &Outcome, no
         Outcome::Skipped { reason } => Decision {
             verdict: Verdict::Skipped,
             failure_record: None,
-            status: status(DeliveryStatus::Skipped, Some(reason.clone())),
+            status: status(DeliveryStatus::Skipped, Some(redact(reason).into_owned())),
         },
         Outcome::Failed(failure) => {
+            let message = redact(&failure.message);
             let failure_record = |topic: String, class: ErrorClass, due_at_ms: Option<i64>| FailureRecord {
                 topic,
                 key: record.key.map(<[u8]>::to_vec),
@@ -174,7 +180,7 @@ pub fn decide(policy: &Policy<'_>, record: &Attempted<'_>, outcome: &Outcome, no
                     &FailureInfo {
                         attempt: record.attempt,
                         class,
-                        message: &failure.message,
+                        message: &message,
                         group: policy.group,
                         worker_version: policy.worker_version,
                         now_ms,
@@ -196,13 +202,13 @@ pub fn decide(policy: &Policy<'_>, record: &Attempted<'_>, outcome: &Outcome, no
                             ErrorClass::Transient,
                             Some(due_at_ms),
                         )),
-                        status: status(DeliveryStatus::Retrying, Some(failure.message.clone())),
+                        status: status(DeliveryStatus::Retrying, Some(message.clone().into_owned())),
                     }
                 }
                 Route::DeadLetter(class) => Decision {
                     verdict: Verdict::DeadLettered { class },
                     failure_record: Some(failure_record(policy.topics.dlt(policy.channel), class, None)),
-                    status: status(DeliveryStatus::DeadLettered, Some(failure.message.clone())),
+                    status: status(DeliveryStatus::DeadLettered, Some(message.clone().into_owned())),
                 },
             }
         }
@@ -653,6 +659,25 @@ mod tests {
                 status: None,
             }
         );
+    }
+
+    #[test]
+    fn addresses_and_tokens_in_a_provider_error_are_redacted_in_the_status_and_the_headers() {
+        let token = "dGhpc2lzYWRldmljZXRva2Vu0123456789:APA91bExample-Token_42";
+        let message = format!("550 5.1.1 <jane.doe@example.com>: mailbox unavailable; push token {token} UNREGISTERED");
+        for class in [ErrorClass::Transient, ErrorClass::Permanent] {
+            let d = Case::new().decide(1, &Outcome::Failed(Failure::new(class, message.clone())));
+            let header_text = header(d.failure_record.as_ref().unwrap(), h::ERROR_MESSAGE)
+                .unwrap()
+                .to_string();
+            let status_text = d.status.unwrap().error.unwrap();
+            for recorded in [&header_text, &status_text] {
+                assert!(!recorded.contains("jane.doe"), "{recorded}");
+                assert!(!recorded.contains(token), "{recorded}");
+                assert!(recorded.contains("<redacted>@example.com"), "{recorded}");
+                assert!(recorded.contains("mailbox unavailable"), "{recorded}");
+            }
+        }
     }
 
     #[test]

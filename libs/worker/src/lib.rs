@@ -36,6 +36,7 @@ pub mod pipeline;
 #[cfg(test)]
 mod properties;
 pub mod provider;
+pub mod redact;
 pub mod routing;
 pub mod settings;
 pub mod status_events;

@@ -7,7 +7,7 @@ use notify_lookup::{LookupError, PushTarget, RecipientLookup, TemplateLookup};
 use notify_schemas::{
     headers::ErrorClass, ids::NotificationId, registry::SchemaRegistry, wire, Channel, NotificationRequested,
 };
-use notify_templates::{render, RenderError, TemplateCode};
+use notify_templates::{render_blocking, RenderError, TemplateCode};
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
@@ -316,10 +316,14 @@ impl Pipeline {
         }
         let variables: Map<String, Value> = serde_json::from_str(&ev.variables_json)
             .map_err(|e| Failure::poison(format!("variables_json is not a JSON object: {e}")))?;
-        let rendered = render(&template.content, &variables).map_err(|e| match e {
-            RenderError::MissingVariable { .. } => Failure::permanent(format!("template {}: {e}", ev.template_code)),
-            other => Failure::permanent(format!("template {}: {other}", ev.template_code)),
-        })?;
+        let rendered = render_blocking(template.content.clone(), variables)
+            .await
+            .map_err(|e| match e {
+                RenderError::MissingVariable { .. } => {
+                    Failure::permanent(format!("template {}: {e}", ev.template_code))
+                }
+                other => Failure::permanent(format!("template {}: {other}", ev.template_code)),
+            })?;
 
         let mut sent_now = 0;
         let mut rejected = Vec::new();

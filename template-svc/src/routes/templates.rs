@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use notify_kit::{auth::Caller, pagination::PageRequest, ApiError, ApiResponse, FieldError};
 use notify_templates::{
-    render, required_variables, resolve_language, Channel, Language, RenderError, Rendered, TemplateCode,
+    render_blocking, required_variables, resolve_language, Channel, Language, RenderError, Rendered, TemplateCode,
     TemplateContent,
 };
 use serde::Serialize;
@@ -405,7 +405,8 @@ pub async fn list(
         (status = 200, description = "Rendered", body = RenderView),
         (status = 403, description = "Token lacks `templates:read`"),
         (status = 404, description = "No such template or version"),
-        (status = 422, description = "Bad body, or a variable the template needs is missing")
+        (status = 409, description = "The stored version cannot be rendered any more (publish a new one)"),
+        (status = 422, description = "Bad body, a variable the template needs is missing, or the output is over the size limit")
     ),
     security(("bearer" = []))
 )]
@@ -422,7 +423,7 @@ pub async fn preview(
     let version_number = request.version.unwrap_or(template.active_version);
     let stored = load_version(&state, &code, version_number).await?;
     let (language, content) = pick(&template, &stored, request.language.as_ref())?;
-    let rendered = render(&content, &request.variables).map_err(|e| match e {
+    let rendered = render_blocking(content.clone(), request.variables.clone()).await.map_err(|e| match e {
         RenderError::MissingVariable { name } => ApiError::field(
             format!("variables.{name}"),
             format!("is used by the template (version {version_number}, language {language}) but was not given"),
@@ -432,8 +433,11 @@ pub async fn preview(
         RenderError::Invalid { field, message } => {
             ApiError::field("variables", format!("rendered `{field}` {message}"))
         }
-        RenderError::Syntax { field, message } => ApiError::Internal(anyhow::anyhow!(
-            "stored template `{code}` v{version_number} {language} {field} does not compile: {message}"
+        e @ RenderError::TooLarge { .. } => ApiError::field("variables", e.to_string()),
+        // Stored before a rule of the template language refused it (e.g. the render limits):
+        // the caller can do nothing with the variables, the template needs a new version.
+        RenderError::Syntax { field, message } => ApiError::Conflict(format!(
+            "stored template `{code}` v{version_number} {language} cannot be rendered: `{field}`: {message}; publish a new version"
         )),
     })?;
     let view = RenderView {

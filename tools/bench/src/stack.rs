@@ -300,6 +300,8 @@ impl Infra {
             ("APP_SCHEMA_REGISTRY_URL", self.registry.clone()),
             ("APP_REDIS_URL", self.redis.clone()),
             ("APP_CACHE_PREFIX", cache_prefix.to_string()),
+            // The benchmark measures the pipeline, not the API's per-caller limits.
+            ("APP_RATE_LIMIT_ENABLED", "false".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -1,6 +1,7 @@
-//! `POST /api/v1/auth/login`: email + password → a short-lived end-user token.
+//! `POST /api/v1/auth/login`: email + password → a short-lived end-user token, behind the
+//! lockouts and the bounded hashing queue of [`crate::login_guard`].
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use anyhow::Context;
 use notify_kit::{auth::TokenUse, ApiError, ApiResponse};
 use notify_schemas::ids::UserId;
@@ -38,11 +39,21 @@ pub struct TokenView {
     responses(
         (status = 200, description = "Logged in", body = TokenView),
         (status = 401, description = "Invalid email or password"),
-        (status = 422, description = "A field is missing or unknown")
+        (status = 422, description = "A field is missing or unknown"),
+        (status = 429, description = "Too many failed logins for this account or address (`Retry-After`)"),
+        (status = 503, description = "Too many logins in progress, or the login limiter is unavailable (`Retry-After`)")
     )
 )]
-pub async fn login(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let login = Login::parse(&body).map_err(ApiError::Validation)?;
+    let guard = &state.login_guard;
+    let attempt = guard.attempt(&req, &login.email);
+    guard.check(&attempt).await?;
+    let _admission = guard.admit(&attempt).await?;
     let account = db::credentials(&state.pool, &login.email)
         .await
         .context("failed to read credentials")?;
@@ -52,6 +63,7 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Value>) -> Result
     };
     let valid = state.passwords.verify(login.password.into_secret(), hash).await?;
     let Some(user_id) = user_id.filter(|_| valid) else {
+        guard.failed(&attempt).await;
         tracing::info!("login refused");
         return Err(ApiError::Unauthorized("invalid email or password".into()));
     };
@@ -64,6 +76,7 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Value>) -> Result
             state.user_token_ttl,
         )
         .context("failed to sign the token")?;
+    guard.succeeded(&attempt).await;
     tracing::info!(%user_id, "login succeeded");
     let view = TokenView {
         access_token: token,

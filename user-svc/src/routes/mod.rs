@@ -43,6 +43,8 @@ pub struct AppState {
     pub links: UnsubscribeLinks,
     /// The provider of a device whose registration names none, per platform.
     pub device_defaults: crate::domain::DeviceDefaults,
+    /// Login lockouts and the bounded hashing queue.
+    pub login_guard: crate::login_guard::LoginGuard,
 }
 
 impl AppState {

@@ -79,6 +79,12 @@ impl Deref for TestApp {
 /// user-svc's test settings for the database `db`: port 0, cheap password hashing, a
 /// cache prefix of its own.
 fn settings(db: &TestDb) -> Settings {
+    let cache = notify_lookup::CacheSettings {
+        redis_url: notify_kit::settings::SecretUrl::new(test_support::redis_url()),
+        prefix: format!("{}:", test_support::unique("t")),
+        ttl: Duration::from_secs(30),
+        op_timeout: Duration::from_millis(500),
+    };
     Settings {
         host: "127.0.0.1".into(),
         port: 0,
@@ -95,12 +101,8 @@ fn settings(db: &TestDb) -> Settings {
             parallelism: 1,
         },
         auth: test_support::auth_settings(),
-        cache: notify_lookup::CacheSettings {
-            redis_url: notify_kit::settings::SecretUrl::new(test_support::redis_url()),
-            prefix: format!("{}:", test_support::unique("t")),
-            ttl: Duration::from_secs(30),
-            op_timeout: Duration::from_millis(500),
-        },
+        login: user_svc::login_guard::LoginSettings::new(cache.redis_url.clone(), cache.op_timeout, &cache.prefix),
+        cache,
         device_defaults: Default::default(),
         unsubscribe: UnsubscribeSettings {
             secret: secrecy::SecretString::from(UNSUBSCRIBE_SECRET.to_string()),

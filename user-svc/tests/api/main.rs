@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod listing;
 mod login;
+mod login_limits;
 mod ownership;
 mod suppressions;
 mod unsubscribe;
