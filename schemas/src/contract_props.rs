@@ -11,8 +11,8 @@ use crate::{
     ids::{NotificationId, UserId},
     parse_schema,
     wire::{self, WireError},
-    Channel, Contract, DeliveryStatus, NotificationRequested, NotificationStatusChanged, CONTRACTS,
-    NOTIFICATION_REQUESTED, NOTIFICATION_STATUS,
+    Channel, Contract, DeliveryStatus, IngestRequest, NotificationRequested, NotificationStatusChanged, CONTRACTS,
+    NOTIFICATION_REQUEST, NOTIFICATION_REQUESTED, NOTIFICATION_STATUS,
 };
 
 fn cases(default: u32) -> u32 {
@@ -52,6 +52,30 @@ fn requested() -> impl Strategy<Value = NotificationRequested> {
                 caller,
                 correlation_id,
                 requested_at,
+            },
+        )
+}
+
+fn ingest_request() -> impl Strategy<Value = IngestRequest> {
+    (
+        (text(), channel(), text(), text()),
+        (text(), any::<i32>(), text(), prop::option::of(text())),
+    )
+        .prop_map(
+            |(
+                (request_id, notification_type, user_id, template_code),
+                (variables, priority, metadata, correlation_id),
+            )| {
+                IngestRequest {
+                    request_id,
+                    notification_type,
+                    user_id,
+                    template_code,
+                    variables,
+                    priority,
+                    metadata,
+                    correlation_id,
+                }
             },
         )
 }
@@ -132,6 +156,11 @@ proptest! {
         prop_assert_eq!(round_trip(&NOTIFICATION_STATUS, id, &value)?, value);
     }
 
+    #[test]
+    fn a_producer_request_survives_the_wire(value in ingest_request(), id in any::<u32>()) {
+        prop_assert_eq!(round_trip(&NOTIFICATION_REQUEST, id, &value)?, value);
+    }
+
     /// Any bytes at all, read as either contract: a value or an error, never a panic; a
     /// payload that is not framed is refused before the datum is read.
     #[test]
@@ -158,7 +187,11 @@ proptest! {
 /// A contract added to [`CONTRACTS`] without a round-trip property fails here.
 #[test]
 fn every_contract_has_a_round_trip_property() {
-    let covered = [NOTIFICATION_REQUESTED.subject, NOTIFICATION_STATUS.subject];
+    let covered = [
+        NOTIFICATION_REQUESTED.subject,
+        NOTIFICATION_STATUS.subject,
+        NOTIFICATION_REQUEST.subject,
+    ];
     for c in CONTRACTS {
         assert!(
             covered.contains(&c.subject),

@@ -116,7 +116,7 @@ async fn a_received_mail_is_logged_as_json_and_counted() {
     assert!(line["time"].as_str().is_some_and(|t| t.ends_with('Z')));
     assert_eq!(
         sink.stats(),
-        serde_json::json!({"received": 1, "unique_message_ids": 1, "deferred": 0})
+        serde_json::json!({"received": 1, "unique_message_ids": 1, "deferred": 0, "push_received": 0})
     );
 }
 
@@ -135,6 +135,6 @@ async fn with_a_full_fail_rate_the_first_attempt_is_deferred_and_the_retry_accep
     assert_eq!(sink.next_log_line()["status"], "accepted");
     assert_eq!(
         sink.stats(),
-        serde_json::json!({"received": 1, "unique_message_ids": 1, "deferred": 1})
+        serde_json::json!({"received": 1, "unique_message_ids": 1, "deferred": 1, "push_received": 0})
     );
 }

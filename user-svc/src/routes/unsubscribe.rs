@@ -90,7 +90,8 @@ fn html_escape(s: &str) -> String {
     responses(
         (status = 200, description = "An HTML page with a button that sends the one-click POST", content_type = "text/html"),
         (status = 400, description = "Malformed or missing token"),
-        (status = 401, description = "Altered, foreign or expired token")
+        (status = 401, description = "Altered, foreign or expired token"),
+        (status = 422, description = "A query parameter other than `token`")
     )
 )]
 pub async fn confirm(
@@ -127,7 +128,8 @@ pub async fn confirm(
         (status = 400, description = "Malformed or missing token, or not the one-click body"),
         (status = 401, description = "Altered, foreign or expired token"),
         (status = 404, description = "The user no longer exists"),
-        (status = 413, description = "Body over 1 KiB")
+        (status = 413, description = "Body over 1 KiB"),
+        (status = 422, description = "A query parameter other than `token`")
     )
 )]
 pub async fn unsubscribe(
