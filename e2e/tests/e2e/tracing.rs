@@ -73,7 +73,9 @@ async fn one_notification_is_one_trace_from_the_http_request_to_the_provider_cal
         // The SMTP server accepts again as soon as the first failure is reported, well before
         // the retry is due.
         Tiers {
-            first_delay_ms: 3000,
+            // Long enough for the projector (a new static member of its group) to show
+            // `retrying` before the retry is due.
+            first_delay_ms: 15000,
             first_attempts: 1,
             second_delay_ms: 500,
             second_attempts: 1,
