@@ -108,7 +108,7 @@ async fn an_android_an_ios_and_a_web_device_each_get_it_and_a_gone_one_is_remove
         .expect(1)
         .mount(&fcm)
         .await;
-    s.add_push_worker(&format!("{}/v1/messages:send", fcm.uri())).await;
+    s.add_push_worker(&fcm).await;
 
     let id = s
         .send(

@@ -244,7 +244,7 @@ proptest! {
         attempt in 1..10u32,
         outcome in prop_oneof![
             Just(Outcome::Skipped { reason: "opted out".into() }),
-            Just(Outcome::Sent { template_version: 1, language: "en".into(), sent_now: 1, rejected: vec![], provider: None }),
+            Just(Outcome::Sent { template_version: 1, language: "en".into(), sent_now: 1, rejected: vec![], devices: vec![], provider: None }),
             Just(Outcome::Unavailable(crate::pipeline::Outage { dependency: "user-svc", message: "down".into() })),
         ],
     ) {
