@@ -13,7 +13,11 @@
 //! acknowledged ([`notify_kafka::ordered`]). Nothing is committed for a record whose fate is
 //! undecided; a crash means redelivery, which the delivery ledger makes harmless.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use notify_kafka::{
@@ -146,12 +150,17 @@ impl Runtime {
             }
         });
         let mut hold = Hold::new(self.settings.channel.as_str(), group);
+        // Delay-tier partitions paused until their parked record is due.
+        let mut due_parked: HashSet<(String, i32)> = HashSet::new();
+        let mut reconcile = tokio::time::interval(RESUME_RECONCILE);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
                 Some(command) = command_rx.recv() => match command {
                     LoopCommand::Resume(topic, partition) => {
+                        due_parked.remove(&(topic.clone(), partition));
                         let mut tpl = TopicPartitionList::new();
                         tpl.add_partition(&topic, partition);
                         // The partition may have moved to another member meanwhile: nothing to do.
@@ -162,11 +171,12 @@ impl Runtime {
                     LoopCommand::Hold(reason) => hold.hold(&consumer, &reason),
                     LoopCommand::Release => hold.release(&consumer),
                 },
+                _ = reconcile.tick(), if !hold.is_held() => resume_unparked(&consumer, &due_parked),
                 msg = consumer.recv() => match msg {
                     // Held: a record fetched before the pause took effect waits where it is
                     // (its partition paused, the position set back to it) until the release.
                     Ok(m) if hold.is_held() => self.park(&consumer, &m),
-                    Ok(m) => self.dispatch(&consumer, &m, &commands, &committer, &slots).await,
+                    Ok(m) => self.dispatch(&consumer, &m, &commands, &committer, &slots, &mut due_parked).await,
                     Err(e) => {
                         tracing::warn!(error = %e, "consumer error");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -202,6 +212,7 @@ impl Runtime {
         commands: &mpsc::UnboundedSender<LoopCommand>,
         committer: &OrderedCommitter<Decided>,
         slots: &KeyedSlots<Attempt>,
+        due_parked: &mut HashSet<(String, i32)>,
     ) {
         let headers = headers_of(msg);
         if self.is_retry_topic(msg.topic()) {
@@ -211,6 +222,7 @@ impl Runtime {
                 .unwrap_or(0);
             let wait = due - now_ms();
             if wait > 0 {
+                due_parked.insert((msg.topic().to_string(), msg.partition()));
                 self.park_until_due(consumer, msg, wait, commands);
                 return;
             }
@@ -400,6 +412,36 @@ const HOLD_FIRST_PROBE: Duration = Duration::from_millis(250);
 /// may wait before the worker notices.
 const HOLD_MAX_PROBE: Duration = Duration::from_secs(5);
 
+/// How often a consume loop that holds nothing resumes every assigned partition that is not
+/// parked until a due time (see [`resume_unparked`]).
+const RESUME_RECONCILE: Duration = Duration::from_secs(1);
+
+/// Resumes every assigned partition but those in `due_parked`: a no-op for a partition that
+/// is not paused. librdkafka keeps a partition's pause across a rebalance that takes it away
+/// and gives it back (only its own pauses are reset on assignment), and a resume while the
+/// partition is not assigned does nothing: a hold released while the loop's partitions were
+/// revoked (the loop waited on its in-flight records past `max.poll.interval.ms`, or another
+/// member joined) would leave them paused for good, unseen (the worker reports itself not
+/// paused, its fetch position no longer moves, nothing more is committed). So the loop does
+/// not rely on one resume: while it holds nothing, it asserts "running" again every
+/// [`RESUME_RECONCILE`].
+fn resume_unparked(consumer: &StreamConsumer, due_parked: &HashSet<(String, i32)>) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    let mut running = TopicPartitionList::new();
+    for e in assignment.elements() {
+        if !due_parked.contains(&(e.topic().to_string(), e.partition())) {
+            running.add_partition(e.topic(), e.partition());
+        }
+    }
+    if running.count() > 0 {
+        if let Err(e) = consumer.resume(&running) {
+            tracing::debug!(error = %e, "cannot resume the running partitions");
+        }
+    }
+}
+
 /// A consume loop's holds: while any attempt slot holds a record because a dependency is
 /// down, the loop's partitions are paused (records wait in Kafka, and the loop keeps polling
 /// so the consumer stays in its group); the last release resumes them.
@@ -465,7 +507,11 @@ impl Hold {
     }
 }
 
-/// Publishes `kafka_consumer_lag{group,topic,partition}` every 10 s.
+/// Publishes, every 10 s and per assigned partition, `kafka_consumer_lag{group,topic,partition}`
+/// (end offset − fetch position: what is not read yet) and
+/// `kafka_consumer_committed_lag{group,topic,partition}` (end offset − the group's committed
+/// offset, or the partition's start without one: what is not settled yet). A loop that reads
+/// but stops settling shows in the second only.
 async fn report_lag(consumer: Arc<StreamConsumer>, group: String, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
@@ -474,33 +520,56 @@ async fn report_lag(consumer: Arc<StreamConsumer>, group: String, stop: Cancella
             _ = tick.tick() => {}
         }
         let c = consumer.clone();
-        let lags = tokio::task::spawn_blocking(move || -> Vec<(String, i32, i64)> {
+        let lags = tokio::task::spawn_blocking(move || -> Vec<PartitionLag> {
             let Ok(assignment) = c.assignment() else {
                 return Vec::new();
             };
             let Ok(positions) = c.position() else {
                 return Vec::new();
             };
+            let committed = c.committed(Duration::from_secs(4)).ok();
+            let offset_in = |list: &TopicPartitionList, topic: &str, partition: i32| {
+                list.find_partition(topic, partition)
+                    .and_then(|p| p.offset().to_raw())
+                    .filter(|o| *o >= 0)
+            };
             let mut out = Vec::new();
             for e in assignment.elements() {
-                let Ok((_, high)) = c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(4)) else {
+                let Ok((low, high)) = c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(4)) else {
                     continue;
                 };
-                let pos = positions
-                    .find_partition(e.topic(), e.partition())
-                    .and_then(|p| p.offset().to_raw())
-                    .filter(|o| *o >= 0);
-                if let Some(pos) = pos {
-                    out.push((e.topic().to_string(), e.partition(), (high - pos).max(0)));
-                }
+                out.push(PartitionLag {
+                    topic: e.topic().to_string(),
+                    partition: e.partition(),
+                    read: offset_in(&positions, e.topic(), e.partition()).map(|pos| (high - pos).max(0)),
+                    settled: committed.as_ref().map(|list| {
+                        let from = offset_in(list, e.topic(), e.partition()).unwrap_or(low);
+                        (high - from).max(0)
+                    }),
+                });
             }
             out
         })
         .await
         .unwrap_or_default();
-        for (topic, partition, lag) in lags {
-            metrics::gauge!("kafka_consumer_lag", "group" => group.clone(), "topic" => topic, "partition" => partition.to_string())
-                .set(lag as f64);
+        for lag in lags {
+            let (topic, partition) = (lag.topic, lag.partition.to_string());
+            if let Some(read) = lag.read {
+                metrics::gauge!("kafka_consumer_lag", "group" => group.clone(), "topic" => topic.clone(), "partition" => partition.clone())
+                    .set(read as f64);
+            }
+            if let Some(settled) = lag.settled {
+                metrics::gauge!("kafka_consumer_committed_lag", "group" => group.clone(), "topic" => topic, "partition" => partition)
+                    .set(settled as f64);
+            }
         }
     }
+}
+
+/// One assigned partition's lags (see [`report_lag`]); `None` when not known.
+struct PartitionLag {
+    topic: String,
+    partition: i32,
+    read: Option<i64>,
+    settled: Option<i64>,
 }

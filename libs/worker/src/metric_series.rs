@@ -43,6 +43,10 @@ pub fn register(channel: Channel, provider: &'static str, tiers: &[Tier]) {
         "kafka_consumer_lag",
         "Records behind the partition's high watermark, by consumer group, topic and partition."
     );
+    metrics::describe_gauge!(
+        "kafka_consumer_committed_lag",
+        "Records between the group's committed offset and the partition's high watermark (read or not, not settled yet), by consumer group, topic and partition."
+    );
     let channel = channel.as_str();
     for outcome in OUTCOMES {
         metrics::counter!("worker_deliveries_total", "channel" => channel, "provider" => provider, "outcome" => outcome)
