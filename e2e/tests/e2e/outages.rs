@@ -69,8 +69,8 @@ async fn a_ledger_outage_longer_than_the_retry_schedule_dead_letters_nothing_and
 /// A ledger (Redis) outage under a stream of notifications over every partition, with two
 /// workers: records are in flight (in the attempt slots, buffered in the consumer, on their
 /// way) when the workers hold, pause and park them. Once the service is back every
-/// notification is delivered, each once, and both workers' groups commit up to the end of
-/// every partition (a record parked or dropped unsettled would stop the commits there).
+/// notification is delivered, each once. (It did not reproduce the chaos run's stall before
+/// the resume fix either; committed offsets are not checked here.)
 #[tokio::test]
 async fn an_outage_with_records_in_flight_on_every_partition_delivers_everything_after() {
     use test_support::servers::{PrivateBroker, PrivateRegistry};
