@@ -40,7 +40,6 @@ use std::{
 use actix_web::{dev::Server, get, web, HttpResponse};
 use anyhow::Context;
 use notify_intake::References;
-use notify_kafka::ordered::{KeyedSlots, OrderedCommitter};
 use notify_kit::{
     auth::{JwtIssuer, JwtVerifier},
     health::{check, HealthReport},
@@ -48,7 +47,7 @@ use notify_kit::{
 use notify_schemas::{registry::SchemaRegistry, NOTIFICATION_REQUEST};
 use notify_store::outbox::RelayWaker;
 use rdkafka::{
-    consumer::{CommitMode, Consumer, StreamConsumer},
+    consumer::{Consumer, StreamConsumer},
     message::{Message, OwnedMessage},
 };
 use sqlx::PgPool;
@@ -151,8 +150,6 @@ impl Ingest {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
         let consumer = self.consumer;
-        let capacity = 64 * self.concurrency;
-        let committer = OrderedCommitter::spawn(consumer.clone(), capacity, |settled: bool| async move { settled });
         let worker = Arc::new(Worker {
             handler: self.handler,
             dead_letters: self.dead_letters,
@@ -163,55 +160,15 @@ impl Ingest {
         for outcome in ["accepted", "duplicate", "dead_lettered"] {
             metrics::counter!("ingest_requests_total", "outcome" => outcome).increment(0);
         }
-        let slots = KeyedSlots::spawn(self.concurrency, capacity, stop.clone(), {
-            let stop = stop.clone();
-            move |job: Job| {
-                let (worker, stop) = (worker.clone(), stop.clone());
-                async move {
-                    let settled = worker.settle(&job.msg, &stop).await;
-                    let _ = job.done.send(settled);
-                }
-            }
-        });
-        loop {
-            let msg = tokio::select! {
-                biased;
-                _ = stop.cancelled() => break,
-                m = consumer.recv() => m,
-            };
-            let msg = match msg {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            let Some(done) = committer.register(&msg).await else {
-                break;
-            };
-            let job = Job {
-                msg: msg.detach(),
-                done,
-            };
-            if !slots.submit(msg.key(), msg.partition(), job).await {
-                break;
-            }
-        }
-        slots.close().await;
-        committer.close().await;
-        let _ = consumer.commit_consumer_state(CommitMode::Sync);
-        consumer.unsubscribe();
+        notify_kafka::ordered::consume_keyed(consumer, self.concurrency, stop, move |msg, stop| {
+            let worker = worker.clone();
+            async move { worker.settle(&msg, &stop).await }
+        })
+        .await;
         handle.stop(true).await;
         let _ = server.await;
         Ok(())
     }
-}
-
-/// A record on its way to its slot.
-struct Job {
-    msg: OwnedMessage,
-    done: tokio::sync::oneshot::Sender<bool>,
 }
 
 /// Settles records: handles each, dead-letters the rejected, holds through outages.

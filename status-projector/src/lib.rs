@@ -8,11 +8,7 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 use actix_web::{dev::Server, get, web, HttpResponse};
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
-use notify_kafka::{
-    headers,
-    ordered::{KeyedSlots, OrderedCommitter},
-    KafkaSettings,
-};
+use notify_kafka::{headers, KafkaSettings};
 use notify_kit::{
     health::{check, HealthReport},
     settings,
@@ -22,7 +18,7 @@ use notify_kit::{
 use notify_schemas::{registry::SchemaRegistry, wire, DeliveryStatus, NotificationStatusChanged};
 use notify_store::state_machine::{apply, Applied, Status, StatusEvent};
 use rdkafka::{
-    consumer::{CommitMode, Consumer, StreamConsumer},
+    consumer::{Consumer, StreamConsumer},
     message::{Headers, Message, OwnedMessage},
 };
 use sqlx::PgPool;
@@ -156,61 +152,19 @@ impl Projector {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
         let consumer = self.consumer;
-        let capacity = 64 * self.concurrency;
-        let committer = OrderedCommitter::spawn(consumer.clone(), capacity, |applied: bool| async move { applied });
         let applier = Arc::new(Applier {
             registry: self.registry,
             pool: self.pool,
         });
-        let slots = KeyedSlots::spawn(self.concurrency, capacity, stop.clone(), {
-            let stop = stop.clone();
-            move |job: Job| {
-                let (applier, stop) = (applier.clone(), stop.clone());
-                async move {
-                    let applied = applier.apply_until_done(&job.msg, &stop).await;
-                    let _ = job.done.send(applied);
-                }
-            }
-        });
-        loop {
-            let msg = tokio::select! {
-                biased;
-                _ = stop.cancelled() => break,
-                m = consumer.recv() => m,
-            };
-            let msg = match msg {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            let Some(done) = committer.register(&msg).await else {
-                break;
-            };
-            let job = Job {
-                msg: msg.detach(),
-                done,
-            };
-            if !slots.submit(msg.key(), msg.partition(), job).await {
-                break;
-            }
-        }
-        slots.close().await;
-        committer.close().await;
-        let _ = consumer.commit_consumer_state(CommitMode::Sync);
-        consumer.unsubscribe();
+        notify_kafka::ordered::consume_keyed(consumer, self.concurrency, stop, move |msg, stop| {
+            let applier = applier.clone();
+            async move { applier.apply_until_done(&msg, &stop).await }
+        })
+        .await;
         handle.stop(true).await;
         let _ = server.await;
         Ok(())
     }
-}
-
-/// An event on its way to its slot.
-struct Job {
-    msg: OwnedMessage,
-    done: tokio::sync::oneshot::Sender<bool>,
 }
 
 /// A header of `msg` as text.

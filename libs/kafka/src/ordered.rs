@@ -19,7 +19,7 @@ use std::{
 
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
-    message::{BorrowedMessage, Message},
+    message::{BorrowedMessage, Message, OwnedMessage},
 };
 use tokio::{
     sync::{mpsc, oneshot},
@@ -248,6 +248,70 @@ where
     if frontier.stored {
         frontier.commit();
     }
+}
+
+/// A record on its way to its slot, with the channel its outcome goes back on.
+struct Job {
+    msg: OwnedMessage,
+    done: oneshot::Sender<bool>,
+}
+
+/// Reads `consumer` until `stop`: each record goes to the [`KeyedSlots`] slot of its key
+/// (`concurrency` slots), where `settle` handles it and answers `true` once its outcome is
+/// durable; offsets are committed in receive order through an [`OrderedCommitter`]. At the
+/// end the slots and the committer drain, the last stored offsets are committed and the
+/// consumer leaves its group. Shared by the services that consume one topic this way (the
+/// status projector, ingest).
+pub async fn consume_keyed<S, Fut>(
+    consumer: Arc<StreamConsumer>,
+    concurrency: usize,
+    stop: CancellationToken,
+    settle: S,
+) where
+    S: Fn(OwnedMessage, CancellationToken) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let capacity = 64 * concurrency.max(1);
+    let committer = OrderedCommitter::spawn(consumer.clone(), capacity, |settled: bool| async move { settled });
+    let slots = KeyedSlots::spawn(concurrency, capacity, stop.clone(), {
+        let stop = stop.clone();
+        move |job: Job| {
+            let (settle, stop) = (settle.clone(), stop.clone());
+            async move {
+                let settled = settle(job.msg, stop).await;
+                let _ = job.done.send(settled);
+            }
+        }
+    });
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let Some(done) = committer.register(&msg).await else {
+            break;
+        };
+        let job = Job {
+            msg: msg.detach(),
+            done,
+        };
+        if !slots.submit(msg.key(), msg.partition(), job).await {
+            break;
+        }
+    }
+    slots.close().await;
+    committer.close().await;
+    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+    consumer.unsubscribe();
 }
 
 #[cfg(test)]
